@@ -1,0 +1,138 @@
+"""The ``dctoon`` command: a thin layer over the Python API.
+
+Every user mistake ends in one line on stderr and exit code 2; Ctrl-C ends with 130 and a line
+saying what was written. Set DCTOON_DEBUG=1 to see tracebacks of unexpected errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .errors import DctoonError, InputError
+
+
+def _add_style_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-s", "--style", help="style name (see `dctoon styles`) or path to a model file/folder "
+                   "(.onnx, .tflite, DCT-Net .pb, style folder); default: the first built-in style")
+    p.add_argument("--max-side", type=int, metavar="PX",
+                   help="downscale so the longest side is at most PX (default: keep the input's resolution)")
+    p.add_argument("--no-faces", action="store_true",
+                   help="whole frame with the background model only (no face detection / head model)")
+    p.add_argument("--min-face", type=int, default=40, metavar="PX",
+                   help="faces smaller than PX are left to the background model (default: 40)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for inference (default: all cores)")
+
+
+def _load(args):
+    from .pipeline import Settings, load
+
+    if args.max_side is not None and args.max_side < 8:
+        raise InputError("--max-side must be at least 8")
+    settings = Settings(max_side=args.max_side, faces=not args.no_faces, min_face=args.min_face,
+                        threads=args.threads)
+    return load(args.style, settings)
+
+
+def _output_path(src: Path, out: Path | None, single: bool, style: str, alpha: bool) -> Path:
+    from .images import IMAGE_SUFFIXES
+
+    if out is not None and single and out.suffix.lower() in IMAGE_SUFFIXES:
+        return out
+    ext = src.suffix.lower() if src.suffix.lower() in IMAGE_SUFFIXES else ".png"
+    if alpha and ext in (".jpg", ".jpeg", ".bmp"):
+        ext = ".png"
+    return (out or Path(".")) / f"{src.stem}_{style}{ext}"
+
+
+def cmd_image(args) -> int:
+    from tqdm import tqdm
+
+    from .images import expand_inputs, read_image, write_image
+
+    paths = expand_inputs(args.inputs)
+    if not paths:
+        raise InputError("no input images found")
+    out = Path(args.output) if args.output else None
+    cartoonizer = _load(args)
+    style = Path(cartoonizer.style.name).stem
+    written, failed = [], 0
+    try:
+        for src in tqdm(paths, unit="img", disable=len(paths) < 2, file=sys.stderr):
+            try:
+                image = read_image(src, max_side=args.max_side)
+                dst = _output_path(src, out, len(paths) == 1, style, image.shape[2] == 4)
+                if dst.resolve() == src.resolve():
+                    raise InputError(f"{dst}: refusing to overwrite the input")
+                write_image(dst, cartoonizer.stylize(image))
+                written.append(dst)
+                print(dst)
+            except DctoonError as e:
+                failed += 1
+                print(f"dctoon: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"dctoon: interrupted: {len(written)} of {len(paths)} images written", file=sys.stderr)
+        return 130
+    return 2 if failed else 0
+
+
+def cmd_styles(args) -> int:
+    from .styles import installed, resolve
+
+    styles = installed()
+    if not styles:
+        print("no style installed; use --style PATH with a model file or folder")
+        return 0
+    width = max(len(n) for n in styles)
+    for name in styles:
+        style = resolve(name)
+        print(f"{name:<{width}}  {style.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="dctoon", description="Cartoonize portrait photos and videos (DCT-Net).")
+    parser.add_argument("--version", action="version", version=f"dctoon {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("image", help="stylize images", description=(
+        "Stylize images: faces by the head model on an aligned crop, the rest by the background model."))
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("-o", "--output", metavar="OUTPUT",
+                   help="output file (one input) or folder (default: current folder, NAME_STYLE.EXT)")
+    _add_style_options(p)
+    p.set_defaults(func=cmd_image)
+
+    p = sub.add_parser("styles", help="list installed styles")
+    p.set_defaults(func=cmd_styles)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except DctoonError as e:
+        print(f"dctoon: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dctoon: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug, not a user error: still one line unless asked
+        if os.environ.get("DCTOON_DEBUG"):
+            raise
+        print(f"dctoon: internal error: {type(e).__name__}: {e} (set DCTOON_DEBUG=1 for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The compound pipeline: background model on the frame, head model on each aligned face.
+
+decode -> detect/align -> stylize -> compose. Unlike the official code this keeps the input's
+resolution (no silent 720p cap), blends overlapping faces independently of their order, skips
+faces too small to gain from the head model, and warps back only the region a face covers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .face import Face, FaceDetector, align, blend_mask
+from .model import TTN
+from .styles import Style, resolve
+
+
+@dataclass
+class Settings:
+    """How a picture is stylized. ``max_side`` None keeps the input's resolution."""
+
+    max_side: int | None = None
+    faces: bool = True          # False: the background model on the whole frame only
+    min_face: int = 40          # faces smaller than this (box side, px) are left to the background model
+    head_size: int = 288        # the head model's aligned crop, as DCT-Net was trained
+    tile: int = 1536            # background model tiles above this side (bounded memory)
+    threads: int = 0            # onnxruntime intra-op threads; 0 = all cores
+
+
+@dataclass
+class Cartoonizer:
+    """A loaded style: ``stylize(image)`` for pictures, ``stylize_video(...)`` for videos."""
+
+    style: Style
+    settings: Settings = field(default_factory=Settings)
+
+    def __post_init__(self):
+        s = self.settings
+        self.head = TTN(self.style.head, s.threads, s.tile)
+        same = self.style.background.resolve() == self.style.head.resolve()
+        self.background = self.head if same else TTN(self.style.background, s.threads, s.tile)
+        self._detector: FaceDetector | None = None
+        self._mask = blend_mask(s.head_size)
+
+    @property
+    def detector(self) -> FaceDetector:
+        if self._detector is None:
+            self._detector = FaceDetector(min_face=self.settings.min_face, threads=self.settings.threads)
+        return self._detector
+
+    def stylize(self, image: np.ndarray) -> np.ndarray:
+        """RGB, RGBA or grey uint8 in; the same layout out (alpha passed through)."""
+        from .images import to_rgb8
+        from PIL import Image
+
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+            raise ValueError(f"expected a uint8 HxW, HxWx3 or HxWx4 array, got {image.dtype} {image.shape}")
+        grey = image.ndim == 2 or image.shape[2] == 1
+        rgb = np.repeat(image.reshape(image.shape[:2] + (1,)), 3, 2) if grey else image
+        if self.settings.max_side and max(rgb.shape[:2]) > self.settings.max_side:
+            rgb = to_rgb8(Image.fromarray(rgb), self.settings.max_side)
+        alpha = rgb[..., 3:] if rgb.shape[2] == 4 else None
+        rgb = np.ascontiguousarray(rgb[..., :3])
+        faces = self.detector.detect(rgb) if self.settings.faces else []
+        out = cv2.cvtColor(self.stylize_bgr(rgb[..., ::-1], faces), cv2.COLOR_BGR2RGB)
+        if alpha is not None:
+            out = np.concatenate([out, alpha], axis=2)
+        return out
+
+    def stylize_bgr(self, bgr: np.ndarray, faces: list[Face], weights: list[float] | None = None) -> np.ndarray:
+        """The core step on one BGR frame, with faces found by the caller (video tracks them).
+
+        ``weights`` scale each face's blend mask (video fades faces in and out).
+        """
+        bgr = np.ascontiguousarray(bgr)
+        result = self.background(bgr)
+        faces = [f for f in faces if f.size >= self.settings.min_face]
+        if not faces:
+            return result
+        weights = weights or [1.0] * len(faces)
+        size = self.settings.head_size
+        crops, mats = zip(*(align(bgr, f.landmarks, size) for f in faces))
+        heads = self.head.run_batch(np.stack(crops))
+        return compose(result, heads, mats, self._mask, weights)
+
+
+def compose(background: np.ndarray, heads: np.ndarray, matrices, mask: np.ndarray, weights) -> np.ndarray:
+    """Paste stylized head crops back with their feathered masks.
+
+    Overlapping faces are averaged by mask weight and the union is laid over the background
+    with alpha = 1 - prod(1 - m_i), so the result does not depend on face order.
+    """
+    h, w = background.shape[:2]
+    size = heads.shape[1]
+    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64)
+    inverses = [cv2.invertAffineTransform(m) for m in matrices]
+    pts = np.concatenate([corners @ inv.T for inv in inverses])
+    x0, y0 = np.clip(np.floor(pts.min(0)).astype(int), 0, [w, h])
+    x1, y1 = np.clip(np.ceil(pts.max(0)).astype(int) + 1, 0, [w, h])
+    if x1 <= x0 or y1 <= y0:
+        return background
+    roi = (slice(y0, y1), slice(x0, x1))
+    acc = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
+    total = np.zeros((y1 - y0, x1 - x0, 1), np.float32)
+    keep = np.ones((y1 - y0, x1 - x0, 1), np.float32)
+    for head, inv, wgt in zip(heads, inverses, weights):
+        shift = inv.copy()
+        shift[:, 2] -= (x0, y0)
+        dsize = (x1 - x0, y1 - y0)
+        m = cv2.warpAffine(mask, shift, dsize, flags=cv2.INTER_LINEAR, borderValue=0)[..., None] * wgt
+        face = cv2.warpAffine(head, shift, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        acc += m * face
+        total += m
+        keep *= 1.0 - m
+    alpha = 1.0 - keep
+    faces = acc / np.maximum(total, 1e-6)
+    out = background.copy()
+    out[roi] = np.clip(alpha * faces + keep * background[roi] + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def load(style: str | None = None, settings: Settings | None = None, **options) -> Cartoonizer:
+    """A ``Cartoonizer`` for a style name or a model path (default: the first built-in style).
+
+    Keyword options override ``Settings`` fields, e.g. ``load("anime", max_side=1080)``.
+    """
+    from .styles import default_style
+
+    settings = settings or Settings()
+    for k, v in options.items():
+        if not hasattr(settings, k):
+            raise TypeError(f"unknown option {k!r}")
+        setattr(settings, k, v)
+    return Cartoonizer(resolve(style or default_style()), settings)

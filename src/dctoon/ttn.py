@@ -1,0 +1,276 @@
+"""The texture translation network (TTN) of DCT-Net, as an ONNX graph.
+
+The generator is White-box Cartoonization's ``unet_generator`` (channel 32, 4 residual blocks,
+LeakyReLU 0.2, no normalisation) followed by a guided filter that uses the photo as guide.
+This module is the one place that knows the architecture: the layer list (``conv_specs``),
+the ONNX inference graph (``build_onnx``) and a slow numpy forward pass (``reference_forward``)
+that spells out TensorFlow's semantics for verification and benchmarks.
+
+TensorFlow semantics kept exactly:
+- "SAME" padding: a stride-2 convolution on an even size pads one row/column at the
+  bottom/right only.
+- TF1 ``resize_bilinear`` without half-pixel centres: source coordinate = destination / 2.
+- Guided filter box sums use zero padding and are normalised by the in-bounds pixel count.
+
+I/O convention of the official DCT-Net graphs: BGR, 0-255 float in, uint8 out (truncated,
+as ``tf.cast`` does). Height and width must be multiples of 4 (``model.TTN`` pads).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LEAKY_SLOPE = 0.2
+DEFAULT_RADIUS = 1
+DEFAULT_EPS = 5e-3
+INPUT_NAME = "input_image"
+OUTPUT_NAME = "output_image"
+OPSET = 17
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    name: str
+    cin: int
+    cout: int
+    k: int
+    stride: int = 1
+
+
+def conv_specs(channel: int = 32, num_blocks: int = 4) -> list[ConvSpec]:
+    """The generator's convolutions in execution order (the order every importer relies on)."""
+    c = channel
+    specs = [
+        ConvSpec("enc0", 3, c, 7),
+        ConvSpec("down1", c, c, 3, 2),
+        ConvSpec("enc1", c, 2 * c, 3),
+        ConvSpec("down2", 2 * c, 2 * c, 3, 2),
+        ConvSpec("enc2", 2 * c, 4 * c, 3),
+    ]
+    for i in range(num_blocks):
+        specs += [ConvSpec(f"block{i}.conv1", 4 * c, 4 * c, 3), ConvSpec(f"block{i}.conv2", 4 * c, 4 * c, 3)]
+    specs += [
+        ConvSpec("dec2", 4 * c, 2 * c, 3),
+        ConvSpec("up1", 2 * c, 2 * c, 3),
+        ConvSpec("dec1", 2 * c, c, 3),
+        ConvSpec("up0", c, c, 3),
+        ConvSpec("out", c, 3, 7),
+    ]
+    return specs
+
+
+def infer_config(shapes: list[tuple[int, ...]]) -> tuple[int, int]:
+    """(channel, num_blocks) from the OIHW kernel shapes of a generator's convolutions."""
+    n = len(shapes)
+    if n < 10 or (n - 10) % 2:
+        raise ValueError(f"{n} convolutions do not form a unet_generator")
+    channel = shapes[0][0]
+    expected = conv_specs(channel, (n - 10) // 2)
+    for spec, shape in zip(expected, shapes):
+        if tuple(shape) != (spec.cout, spec.cin, spec.k, spec.k):
+            raise ValueError(
+                f"layer {spec.name}: kernel shape {tuple(shape)} does not match the unet_generator"
+                f" ({spec.cout}, {spec.cin}, {spec.k}, {spec.k})"
+            )
+    return channel, (n - 10) // 2
+
+
+def weights_from_list(kernels: list[np.ndarray], biases: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Name an ordered list of OIHW kernels and biases after ``conv_specs``; validates shapes."""
+    channel, blocks = infer_config([k.shape for k in kernels])
+    out: dict[str, np.ndarray] = {}
+    for spec, k, b in zip(conv_specs(channel, blocks), kernels, biases):
+        if b.shape != (spec.cout,):
+            raise ValueError(f"layer {spec.name}: bias shape {b.shape}, expected ({spec.cout},)")
+        out[f"{spec.name}.weight"] = np.ascontiguousarray(k, dtype=np.float32)
+        out[f"{spec.name}.bias"] = np.ascontiguousarray(b, dtype=np.float32)
+    return out
+
+
+def config_of(weights: dict[str, np.ndarray]) -> tuple[int, int]:
+    channel = weights["enc0.weight"].shape[0]
+    blocks = sum(1 for k in weights if k.endswith(".conv1.weight"))
+    return channel, blocks
+
+
+# --------------------------------------------------------------------------------------------
+# ONNX graph
+
+
+def build_onnx(weights: dict[str, np.ndarray], radius: int = DEFAULT_RADIUS, eps: float = DEFAULT_EPS,
+               metadata: dict[str, str] | None = None):
+    """The full inference graph: BGR 0-255 float [N,H,W,3] -> generator -> guided filter -> uint8."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    channel, blocks = config_of(weights)
+    nodes: list = []
+    inits = [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in weights.items()]
+
+    def const(name: str, value) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
+        return name
+
+    def op(kind: str, inputs: list[str], out: str, **attrs) -> str:
+        nodes.append(helper.make_node(kind, inputs, [out], name=out, **attrs))
+        return out
+
+    def conv(x: str, spec: ConvSpec, act: bool = True) -> str:
+        if spec.stride == 1:
+            p = spec.k // 2
+            pads = [p, p, p, p]
+        else:  # TF SAME on even sizes: the extra row/column goes to the bottom/right
+            pads = [(spec.k - 2) // 2, (spec.k - 2) // 2, spec.k - 2 - (spec.k - 2) // 2, spec.k - 2 - (spec.k - 2) // 2]
+        y = op("Conv", [x, f"{spec.name}.weight", f"{spec.name}.bias"], f"{spec.name}.y",
+               kernel_shape=[spec.k, spec.k], strides=[spec.stride] * 2, pads=pads)
+        return op("LeakyRelu", [y], f"{spec.name}.act", alpha=LEAKY_SLOPE) if act else y
+
+    up_scales = const("up_scales", [1.0, 1.0, 2.0, 2.0])
+
+    def upsample(x: str, name: str) -> str:
+        return op("Resize", [x, "", up_scales], name, mode="linear",
+                  coordinate_transformation_mode="asymmetric")
+
+    s = {spec.name: spec for spec in conv_specs(channel, blocks)}
+    x = op("Transpose", [INPUT_NAME], "nchw", perm=[0, 3, 1, 2])
+    x = op("Div", [x, const("c127_5", 127.5)], "scaled")
+    guide = op("Sub", [x, const("c1", 1.0)], "guide")
+    x0 = conv(guide, s["enc0"])
+    x1 = conv(conv(x0, s["down1"]), s["enc1"])
+    x2 = conv(conv(x1, s["down2"]), s["enc2"])
+    for i in range(blocks):
+        h = conv(conv(x2, s[f"block{i}.conv1"]), s[f"block{i}.conv2"], act=False)
+        x2 = op("Add", [h, x2], f"block{i}.out")
+    x2 = conv(x2, s["dec2"])
+    x3 = op("Add", [upsample(x2, "up1.in"), x1], "skip1")
+    x3 = conv(conv(x3, s["up1"]), s["dec1"])
+    x4 = op("Add", [upsample(x3, "up0.in"), x0], "skip0")
+    y = conv(conv(x4, s["up0"]), s["out"], act=False)
+
+    # guided filter, y refined with the photo as guide, per channel
+    k = 2 * radius + 1
+    box3 = const("box3", np.ones((3, 1, k, k)))
+    box1 = const("box1", np.ones((1, 1, k, k)))
+
+    def box(t: str, name: str, kernel: str = box3, groups: int = 3) -> str:
+        return op("Conv", [t, kernel], name, kernel_shape=[k, k], pads=[radius] * 4, group=groups)
+
+    def const_i64(name: str, value) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(value, np.int64), name))
+        return name
+
+    one_ch = op("Slice", [guide, const_i64("s0", [0]), const_i64("s1", [1]), const_i64("s_axis", [1])],
+                "guide_ch0")
+    ones = op("Add", [op("Mul", [one_ch, const("c0", 0.0)], "zeros"), "c1"], "ones")
+    count = box(ones, "gf.N", box1, 1)
+    mean = lambda t, n: op("Div", [box(t, n + ".sum"), count], n)  # noqa: E731
+    mean_x = mean(guide, "gf.mean_x")
+    mean_y = mean(y, "gf.mean_y")
+    cov_xy = op("Sub", [mean(op("Mul", [guide, y], "gf.xy"), "gf.mean_xy"),
+                        op("Mul", [mean_x, mean_y], "gf.mx_my")], "gf.cov_xy")
+    var_x = op("Sub", [mean(op("Mul", [guide, guide], "gf.xx"), "gf.mean_xx"),
+                       op("Mul", [mean_x, mean_x], "gf.mx_mx")], "gf.var_x")
+    a = op("Div", [cov_xy, op("Add", [var_x, const("gf.eps", eps)], "gf.var_eps")], "gf.A")
+    b = op("Sub", [mean_y, op("Mul", [a, mean_x], "gf.A_mx")], "gf.b")
+    out = op("Add", [op("Mul", [mean(a, "gf.mean_A"), guide], "gf.Ax"), mean(b, "gf.mean_b")], "gf.out")
+
+    out = op("Mul", [op("Add", [out, "c1"], "post.shift"), "c127_5"], "post.scale")
+    out = op("Clip", [out, "c0", const("c255", 255.0)], "post.clip")
+    out = op("Cast", [out], "post.u8", to=TensorProto.UINT8)
+    op("Transpose", [out], OUTPUT_NAME, perm=[0, 2, 3, 1])
+
+    graph = helper.make_graph(
+        nodes, "ttn",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", "H", "W", 3])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.UINT8, ["N", "H", "W", 3])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="dctoon")
+    model.ir_version = 8
+    props = {"architecture": "unet_generator", "channel": str(channel), "num_blocks": str(blocks),
+             "gf_radius": str(radius), "gf_eps": repr(float(eps)), "io": "BGR 0-255 float NHWC in, uint8 out"}
+    props.update(metadata or {})
+    helper.set_model_props(model, props)
+    onnx.checker.check_model(model)
+    return model
+
+
+def weights_from_onnx(model) -> dict[str, np.ndarray]:
+    """The named generator weights stored in one of our ONNX graphs."""
+    from onnx import numpy_helper
+
+    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer
+            if t.name.endswith((".weight", ".bias"))}
+
+
+# --------------------------------------------------------------------------------------------
+# numpy reference: slow, written for reading; the ONNX graph must agree with it
+
+
+def _conv_same(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int) -> np.ndarray:
+    """TF "SAME" convolution, NHWC input, OIHW kernel."""
+    k = w.shape[2]
+    n, h, wd, c = x.shape
+    oh, ow = -(-h // stride), -(-wd // stride)
+    ph = max((oh - 1) * stride + k - h, 0)
+    pw = max((ow - 1) * stride + k - wd, 0)
+    xp = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(1, 2))[:, ::stride, ::stride]
+    return np.einsum("nhwcij,ocij->nhwo", win, w, optimize=True) + b
+
+
+def _resize_legacy(x: np.ndarray) -> np.ndarray:
+    """TF1 resize_bilinear to twice the size, align_corners=False, half_pixel_centers=False."""
+    def axis_weights(size: int):
+        src = np.arange(2 * size) / 2.0
+        i0 = np.floor(src).astype(int)
+        return i0, np.minimum(i0 + 1, size - 1), (src - i0).astype(np.float32)
+
+    y0, y1, fy = axis_weights(x.shape[1])
+    x0, x1, fx = axis_weights(x.shape[2])
+    rows = x[:, y0] * (1 - fy)[None, :, None, None] + x[:, y1] * fy[None, :, None, None]
+    return rows[:, :, x0] * (1 - fx)[None, None, :, None] + rows[:, :, x1] * fx[None, None, :, None]
+
+
+def _box(x: np.ndarray, r: int) -> np.ndarray:
+    k = 2 * r + 1
+    xp = np.pad(x, ((0, 0), (r, r), (r, r), (0, 0)))
+    return np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(1, 2)).sum(axis=(-1, -2))
+
+
+def guided_filter(x: np.ndarray, y: np.ndarray, r: int, eps: float) -> np.ndarray:
+    n = _box(np.ones_like(x[..., :1]), r)
+    mean_x, mean_y = _box(x, r) / n, _box(y, r) / n
+    a = (_box(x * y, r) / n - mean_x * mean_y) / (_box(x * x, r) / n - mean_x * mean_x + eps)
+    b = mean_y - a * mean_x
+    return _box(a, r) / n * x + _box(b, r) / n
+
+
+def generator_forward(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """unet_generator on NHWC input in [-1, 1]; returns the raw network output."""
+    channel, blocks = config_of(weights)
+    s = {spec.name: spec for spec in conv_specs(channel, blocks)}
+
+    def conv(t, name, act=True):
+        y = _conv_same(t, weights[f"{name}.weight"], weights[f"{name}.bias"], s[name].stride)
+        return np.where(y > 0, y, LEAKY_SLOPE * y) if act else y
+
+    x0 = conv(x, "enc0")
+    x1 = conv(conv(x0, "down1"), "enc1")
+    x2 = conv(conv(x1, "down2"), "enc2")
+    for i in range(blocks):
+        x2 = x2 + conv(conv(x2, f"block{i}.conv1"), f"block{i}.conv2", act=False)
+    x2 = conv(x2, "dec2")
+    x3 = conv(conv(_resize_legacy(x2) + x1, "up1"), "dec1")
+    x4 = conv(_resize_legacy(x3) + x0, "up0")
+    return conv(x4, "out", act=False)
+
+
+def reference_forward(weights: dict[str, np.ndarray], bgr: np.ndarray, radius: int = DEFAULT_RADIUS,
+                      eps: float = DEFAULT_EPS) -> np.ndarray:
+    """The whole inference graph in numpy: BGR 0-255 [N,H,W,3] -> uint8."""
+    x = bgr.astype(np.float32) / 127.5 - 1.0
+    y = guided_filter(x, generator_forward(weights, x), radius, eps)
+    return np.clip((y + 1.0) * 127.5, 0, 255).astype(np.uint8)

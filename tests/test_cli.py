@@ -1,0 +1,164 @@
+"""The CLI and image I/O on real and hostile inputs: one-line errors, exit 2, nothing half-written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from dctoon.cli import main
+from dctoon.images import read_image
+
+from conftest import FP16, IMAGES, need
+
+
+@pytest.fixture(scope="module")
+def portrait() -> np.ndarray:
+    return np.asarray(Image.open(need(IMAGES / "portrait-512.jpg")).convert("RGB").resize((128, 128)))
+
+
+def run(args, capsys) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err: str) -> None:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines and all(ln.startswith("dctoon: error:") for ln in lines), err
+    assert "Traceback" not in err
+
+
+def test_image_command_writes_output_at_input_resolution(tmp_path, capsys, fp16_model):
+    src = need(IMAGES / "portrait-bw.jpg")
+    code, out, err = run(["image", src, "-o", tmp_path / "out.png", "--style", fp16_model], capsys)
+    assert code == 0, err
+    res = cv2.imread(str(tmp_path / "out.png"))
+    assert res.shape[:2] == Image.open(src).size[::-1]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_folder_and_glob_inputs_and_max_side(tmp_path, capsys, fp16_model):
+    for i in range(2):
+        Image.fromarray(np.full((40, 60, 3), 60 * i, np.uint8)).save(tmp_path / f"in{i}.png")
+    out = tmp_path / "out"
+    code, _, err = run(["image", tmp_path, str(tmp_path / "*.png"), "-o", out, "--style", fp16_model,
+                        "--max-side", "32"], capsys)
+    assert code == 0, err
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["in0_whitebox_cartoon_gan_fp16.png", "in1_whitebox_cartoon_gan_fp16.png"]
+    assert cv2.imread(str(out / files[0])).shape[:2] == (21, 32)
+
+
+def test_exif_alpha_grey_cmyk_and_16bit_inputs(tmp_path, capsys, portrait, fp16_model):
+    rgba = np.dstack([portrait[:, :96], np.tile(np.linspace(0, 255, 96, dtype=np.uint8), (128, 1))])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
+    Image.fromarray(portrait[:, :, 0]).save(tmp_path / "grey.jpg")
+    Image.fromarray(portrait).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    Image.fromarray((portrait[:, :, 1].astype(np.uint16) * 257)).save(tmp_path / "deep.png")
+    cv2.imwrite(str(tmp_path / "deep_rgb.png"), portrait[:, :, ::-1].astype(np.uint16) * 257)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    Image.fromarray(portrait[:, :96]).save(tmp_path / "rotated.jpg", exif=exif)
+
+    assert read_image(tmp_path / "rotated.jpg").shape == (96, 128, 3)
+    assert read_image(tmp_path / "alpha.png").shape == (128, 96, 4)
+    assert read_image(tmp_path / "deep.png").max() > 200  # 16-bit scaled, not clipped or truncated
+    np.testing.assert_allclose(read_image(tmp_path / "deep_rgb.png").astype(int), portrait, atol=1)
+    assert abs(read_image(tmp_path / "cmyk.jpg").astype(int) - portrait).mean() < 12
+
+    code, _, err = run(["image", tmp_path / "*.*", "-o", tmp_path / "out", "--style", fp16_model], capsys)
+    assert code == 0, err
+    out = {p.stem.split("_whitebox")[0]: p for p in (tmp_path / "out").iterdir()}
+    assert set(out) == {"alpha", "grey", "cmyk", "deep", "deep_rgb", "rotated"}
+    res = np.asarray(Image.open(out["alpha"]))
+    assert res.shape == (128, 96, 4) and out["alpha"].suffix == ".png"
+    np.testing.assert_array_equal(res[..., 3], rgba[..., 3])  # alpha passed through untouched
+    assert np.asarray(Image.open(out["rotated"])).shape[:2] == (96, 128)
+
+
+def make_bad_inputs(tmp_path):
+    good = tmp_path / "good.jpg"
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(good)
+    data = good.read_bytes()
+    bad = {
+        "empty.jpg": b"",
+        "text.jpg": b"this is not an image\n" * 10,
+        "truncated.jpg": data[: len(data) // 3],
+        "random.png": np.random.default_rng(0).bytes(500),
+    }
+    for name, content in bad.items():
+        (tmp_path / name).write_bytes(content)
+    return [tmp_path / n for n in bad]
+
+
+def test_bad_inputs_one_line_error_exit_2_nothing_written(tmp_path, capsys, fp16_model):
+    out = tmp_path / "out"
+    for src in make_bad_inputs(tmp_path):
+        code, _, err = run(["image", src, "-o", out / "x.png", "--style", fp16_model], capsys)
+        assert code == 2, src.name
+        one_line_error(err)
+    assert not out.exists() or not any(out.iterdir())
+    code, _, err = run(["image", tmp_path / "missing.jpg", "--style", fp16_model], capsys)
+    assert code == 2
+    one_line_error(err)
+
+
+def test_tiny_image_is_processed(tmp_path, capsys, fp16_model):
+    Image.fromarray(np.full((1, 1, 3), 200, np.uint8)).save(tmp_path / "one.png")
+    code, _, err = run(["image", tmp_path / "one.png", "-o", tmp_path / "o.png", "--style", fp16_model], capsys)
+    assert code == 0, err
+    assert cv2.imread(str(tmp_path / "o.png")).shape == (1, 1, 3)
+
+
+@pytest.fixture(scope="module")
+def huge_jpeg(tmp_path_factory):
+    path = tmp_path_factory.mktemp("huge") / "huge.jpg"
+    Image.new("L", (20000, 20000), 90).save(path, quality=50)
+    return path
+
+
+def test_20000px_image_refused_quickly_or_processed_with_max_side(tmp_path, capsys, huge_jpeg, fp16_model):
+    code, _, err = run(["image", huge_jpeg, "-o", tmp_path / "o.png", "--style", fp16_model], capsys)
+    assert code == 2 and "--max-side" in err
+    one_line_error(err)
+    code, _, err = run(["image", huge_jpeg, "-o", tmp_path / "o.png", "--style", fp16_model,
+                        "--max-side", "512"], capsys)
+    assert code == 0, err
+    assert cv2.imread(str(tmp_path / "o.png")).shape == (512, 512, 3)
+
+
+def test_model_errors(tmp_path, capsys):
+    img = tmp_path / "i.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
+    wrong = tmp_path / "wrong.onnx"
+    wrong.write_bytes(b"garbage")
+    for style in (tmp_path / "missing.onnx", wrong, tmp_path / "i.png", "no-such-style"):
+        code, _, err = run(["image", img, "-o", tmp_path / "o.png", "--style", style], capsys)
+        assert code == 2
+        one_line_error(err)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_refuses_to_overwrite_the_input(tmp_path, capsys, fp16_model):
+    img = tmp_path / "i.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
+    before = img.read_bytes()
+    code, _, err = run(["image", img, "-o", img, "--style", fp16_model], capsys)
+    assert code == 2 and img.read_bytes() == before
+
+
+def test_console_script_entry_point_without_traceback(tmp_path):
+    """The real process: exit code and stderr as a user sees them."""
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    r = subprocess.run([sys.executable, "-m", "dctoon", "image", str(bad), "--style", str(FP16)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "dctoon", "image", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--max-side" in r.stdout and "--style" in r.stdout

@@ -1,0 +1,159 @@
+"""The TTN graph and the weight importers, checked on real weights against real runtimes."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from dctoon import ttn
+from dctoon.errors import ModelError
+from dctoon.importers import read_any, read_graphdef, read_tflite
+from dctoon.model import TTN
+
+from conftest import REFERENCE, need
+
+
+def random_weights(seed: int = 0, channel: int = 8, blocks: int = 2) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {f"{s.name}.{p}": (rng.normal(0, (2 / (s.cin * s.k * s.k)) ** 0.5, (s.cout, s.cin, s.k, s.k))
+                              if p == "weight" else rng.normal(0, 0.05, s.cout)).astype(np.float32)
+            for s in ttn.conv_specs(channel, blocks) for p in ("weight", "bias")}
+
+
+def tflite_reference(path, bgr: np.ndarray) -> np.ndarray:
+    """The TFLite interpreter's output, post-processed as the official graphs do (truncating cast)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path))
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], (bgr.astype(np.float32) / 127.5 - 1)[None])
+    it.invoke()
+    out = it.get_tensor(it.get_output_details()[0]["index"])[0]
+    return np.clip((out + 1) * 127.5, 0, 255).astype(np.uint8)
+
+
+def test_architecture_has_the_published_parameter_count():
+    n = sum(s.cout * s.cin * s.k * s.k + s.cout for s in ttn.conv_specs())
+    assert n == 1_467_075
+
+
+def test_onnx_graph_matches_numpy_reference_at_odd_sizes():
+    """TF SAME padding, legacy resize and the guided filter agree between ONNX and numpy."""
+    w = random_weights()
+    path_bytes = ttn.build_onnx(w, radius=2, eps=1e-2).SerializeToString()
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(path_bytes, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(1)
+    for h, wd in [(32, 48), (36, 20)]:
+        x = rng.integers(0, 256, (2, h, wd, 3)).astype(np.float32)
+        ours = sess.run(None, {"input_image": x})[0]
+        ref = ttn.reference_forward(w, x, radius=2, eps=1e-2)
+        assert ours.shape == (2, h, wd, 3) and ours.dtype == np.uint8
+        d = np.abs(ours.astype(int) - ref.astype(int))
+        assert d.max() <= 1 and d.mean() < 0.01
+
+
+def test_runner_handles_any_size(tmp_path):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(ttn.build_onnx(random_weights()).SerializeToString())
+    model = TTN(path)
+    rng = np.random.default_rng(2)
+    for h, wd in [(1, 1), (5, 3), (375, 500), (123, 77)]:
+        img = rng.integers(0, 256, (h, wd, 3), dtype=np.uint8)
+        out = model(img)
+        assert out.shape == (h, wd, 3) and out.dtype == np.uint8
+
+
+def test_tiling_is_seamless_and_matches_whole_image(fp16_model):
+    """Tiles blend with ramps: the tiled output stays close to the whole-image output everywhere."""
+    img = cv2.imread(str(need(REFERENCE.parent.parent / "media/images/portrait-color.jpg")))
+    whole = TTN(fp16_model, tile=4096)(img).astype(int)
+    tiled = TTN(fp16_model, tile=512, overlap=96)(img).astype(int)
+    d = np.abs(whole - tiled)
+    assert d.mean() < 0.25
+    assert np.percentile(d, 99.9) <= 6
+
+
+@pytest.mark.parametrize("name", ["whitebox_cartoon_gan_fp16.tflite", "whitebox_cartoon_gan_dr.tflite",
+                                  "whitebox_cartoon_gan_int8.tflite"])
+def test_tflite_import_reads_all_weight_encodings(name):
+    imp = read_tflite(need(REFERENCE / name))
+    assert ttn.config_of(imp.weights) == (32, 4)
+    assert sum(v.size for v in imp.weights.values()) == 1_467_075
+    assert imp.radius == 1 and imp.eps == pytest.approx(5e-3, rel=1e-3)
+
+
+def test_quantized_imports_agree_with_fp16():
+    fp16 = read_tflite(need(REFERENCE / "whitebox_cartoon_gan_fp16.tflite")).weights
+    for name in ("whitebox_cartoon_gan_dr.tflite", "whitebox_cartoon_gan_int8.tflite"):
+        q = read_tflite(need(REFERENCE / name)).weights
+        k = "block0.conv1.weight"
+        rel = np.abs(q[k] - fp16[k]).mean() / np.abs(fp16[k]).mean()
+        assert rel < 0.05, (name, rel)
+
+
+def test_fp16_parity_with_tflite_interpreter_on_every_shared_image(fp16_model, shared_images):
+    """The acceptance numbers: max abs difference <= 2 and mean <= 0.5 (uint8)."""
+    model = TTN(fp16_model)
+    for path in shared_images:
+        img = cv2.resize(cv2.imread(str(path)), (224, 224), interpolation=cv2.INTER_AREA)
+        ours = model.run_batch(img[None])[0].astype(int)
+        ref = tflite_reference(fp16_model, img).astype(int)
+        d = np.abs(ours - ref)
+        print(f"{path.name}: max {d.max()} mean {d.mean():.4f}")
+        assert d.max() <= 2 and d.mean() <= 0.5, path.name
+
+
+@pytest.mark.parametrize("scope", [None, "model_head"])
+def test_frozen_graphdef_import_parity(tmp_path, fp16_model, scope):
+    """A real TF frozen graph in the official layout, carrying the reference weights."""
+    pytest.importorskip("tensorflow")
+    from tf_graphs import run_pb, write_official_pb
+
+    weights = read_tflite(fp16_model).weights
+    pb = write_official_pb(weights, tmp_path / "cartoon_h.pb", scope=scope)
+    imp = read_graphdef(pb)
+    assert imp.radius == 1 and imp.eps == pytest.approx(5e-3)
+    for k, v in weights.items():
+        np.testing.assert_array_equal(imp.weights[k], v)
+    img = cv2.resize(cv2.imread(str(need(REFERENCE.parent.parent / "media/images/portrait-512.jpg"))), (224, 224))
+    ours = TTN(pb).run_batch(img[None])[0].astype(int)
+    for ref in (run_pb(pb, img, scope), tflite_reference(fp16_model, img)):
+        d = np.abs(ours - ref.astype(int))
+        assert d.max() <= 2 and d.mean() <= 0.5
+
+
+def test_graphdef_reads_radius_and_eps(tmp_path):
+    pytest.importorskip("tensorflow")
+    from tf_graphs import write_official_pb
+
+    pb = write_official_pb(random_weights(), tmp_path / "x_cartoon_bg.pb", radius=2, eps=0.01)
+    imp = read_any(pb)
+    assert (imp.radius, imp.eps) == (2, pytest.approx(0.01))
+
+
+@pytest.mark.parametrize("content", [b"", b"hello world, not a model", b"\x08\x96\x01" * 10, b"\x00" * 64])
+def test_foreign_model_files_give_clear_errors(tmp_path, content):
+    for suffix in (".pb", ".tflite", ".onnx"):
+        p = tmp_path / f"bad{suffix}"
+        p.write_bytes(content)
+        with pytest.raises(ModelError):
+            TTN(p)
+
+
+def test_model_of_the_wrong_kind(tmp_path):
+    """A valid ONNX file that is not a dctoon generator (e.g. the MTCNN P-Net)."""
+    from dctoon.face import _weights_dir
+
+    pnet = _weights_dir() / "pnet.onnx"
+    p = tmp_path / "pnet.onnx"
+    p.write_bytes(pnet.read_bytes())
+    with pytest.raises(ModelError, match="no dctoon generator"):
+        TTN(p)
+
+
+def test_missing_model_file(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        TTN(tmp_path / "nope.onnx")
