@@ -78,6 +78,37 @@ def cmd_image(args) -> int:
     return 2 if failed else 0
 
 
+def cmd_video(args) -> int:
+    import signal
+
+    src = Path(args.input)
+    cartoonizer = _load(args)
+    dst = Path(args.output) if args.output else Path(f"{src.stem}_{Path(cartoonizer.style.name).stem}.mp4")
+    if dst.is_dir():
+        dst = dst / f"{src.stem}_{Path(cartoonizer.style.name).stem}.mp4"
+
+    def terminate(signum, frame):  # a kill (SIGTERM) cleans up like Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        result = cartoonizer.stylize_video(
+            src, dst, start=args.start, end=args.end, crf=args.crf, preset=args.preset,
+            keep_partial=args.keep_partial, bar=None if not args.quiet else False,
+            temporal=not args.no_temporal, detect_every=args.detect_every, blend=args.blend)
+    except KeyboardInterrupt as e:
+        kept = getattr(e, "result", None)
+        if kept is not None:
+            print(f"dctoon: interrupted: {kept.describe()}", file=sys.stderr)
+        else:
+            print(f"dctoon: interrupted: nothing written to {dst}", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(result.describe())
+    return 0
+
+
 def cmd_styles(args) -> int:
     from .styles import installed, resolve
 
@@ -89,6 +120,14 @@ def cmd_styles(args) -> int:
     for name in styles:
         style = resolve(name)
         print(f"{name:<{width}}  {style.description}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run
+
+    for path in run(Path(args.output), args.style, video=not args.no_video):
+        print(path)
     return 0
 
 
@@ -107,6 +146,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output file (one input) or folder (default: current folder, NAME_STYLE.EXT)")
     _add_style_options(p)
     p.set_defaults(func=cmd_image)
+
+    p = sub.add_parser("video", help="stylize a video", description=(
+        "Stylize a video: streaming, audio kept, faces tracked and smoothed, background flicker reduced."))
+    p.add_argument("input", metavar="INPUT", help="video file")
+    p.add_argument("-o", "--output", metavar="OUTPUT",
+                   help="output .mp4/.mov/.m4v/.mkv file or folder (default: NAME_STYLE.mp4 here)")
+    _add_style_options(p)
+    p.add_argument("--start", type=float, metavar="S", help="start at S seconds of the input")
+    p.add_argument("--end", type=float, metavar="S", help="stop at S seconds of the input")
+    p.add_argument("--crf", type=int, default=20, metavar="N",
+                   help="H.264 quality, 0 (lossless) to 51 (worst); default 20")
+    p.add_argument("--preset", default="veryfast", help="x264 speed preset (default: veryfast)")
+    p.add_argument("--keep-partial", action="store_true",
+                   help="on Ctrl-C/kill, keep the frames done so far as a playable file")
+    p.add_argument("--no-temporal", action="store_true",
+                   help="stylize every frame independently (no tracking, smoothing or blending)")
+    p.add_argument("--detect-every", type=int, default=3, metavar="K",
+                   help="run the face detector every K frames, track in between (default: 3)")
+    p.add_argument("--blend", type=float, default=0.6, metavar="A",
+                   help="temporal blending strength 0..1 against flicker (default: 0.6; 0 disables)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_video)
+
+    p = sub.add_parser("demo", help="stylize a portrait that ships with scikit-image, as image and video",
+                       description="Stylize scikit-image's astronaut portrait and a short camera move over "
+                                   "it with the default built-in style; prints the files written.")
+    p.add_argument("-o", "--output", default="dctoon-demo", help="output folder (default: dctoon-demo)")
+    p.add_argument("-s", "--style", help="style name or model path (default: the first built-in style)")
+    p.add_argument("--no-video", action="store_true", help="the image only")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("styles", help="list installed styles")
     p.set_defaults(func=cmd_styles)

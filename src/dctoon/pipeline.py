@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .face import Face, FaceDetector, align, blend_mask
+from .face import Face, FaceDetector, align, alignment_matrix, blend_mask
 from .model import TTN
 from .styles import Style, resolve
 
@@ -25,6 +25,7 @@ class Settings:
     faces: bool = True          # False: the background model on the whole frame only
     min_face: int = 40          # faces smaller than this (box side, px) are left to the background model
     head_size: int = 288        # the head model's aligned crop, as DCT-Net was trained
+    max_head_size: int = 768    # big faces get a larger crop (up to this) so face detail matches the frame
     tile: int = 1536            # background model tiles above this side (bounded memory)
     threads: int = 0            # onnxruntime intra-op threads; 0 = all cores
 
@@ -42,7 +43,7 @@ class Cartoonizer:
         same = self.style.background.resolve() == self.style.head.resolve()
         self.background = self.head if same else TTN(self.style.background, s.threads, s.tile)
         self._detector: FaceDetector | None = None
-        self._mask = blend_mask(s.head_size)
+        self._masks: dict[int, np.ndarray] = {}
 
     @property
     def detector(self) -> FaceDetector:
@@ -69,6 +70,17 @@ class Cartoonizer:
             out = np.concatenate([out, alpha], axis=2)
         return out
 
+    def stylize_video(self, src, dst, **options):
+        """Stylize a video file into ``dst`` (streaming, audio kept, temporally stable).
+
+        Options: ``start``, ``end`` (seconds), ``crf``, ``preset``, ``keep_partial``,
+        ``progress(done, total)``, ``bar``, ``temporal``, ``detect_every``, ``blend``; see
+        :func:`dctoon.video.stylize_video`. Returns a :class:`dctoon.video.VideoResult`.
+        """
+        from .video import stylize_video
+
+        return stylize_video(self, src, dst, **options)
+
     def stylize_bgr(self, bgr: np.ndarray, faces: list[Face], weights: list[float] | None = None) -> np.ndarray:
         """The core step on one BGR frame, with faces found by the caller (video tracks them).
 
@@ -80,10 +92,26 @@ class Cartoonizer:
         if not faces:
             return result
         weights = weights or [1.0] * len(faces)
-        size = self.settings.head_size
-        crops, mats = zip(*(align(bgr, f.landmarks, size) for f in faces))
-        heads = self.head.run_batch(np.stack(crops))
-        return compose(result, heads, mats, self._mask, weights)
+        by_size: dict[int, list[int]] = {}
+        for i, f in enumerate(faces):
+            by_size.setdefault(self.crop_size(f), []).append(i)
+        for size, idx in sorted(by_size.items()):  # one batched run per crop size
+            crops, mats = zip(*(align(bgr, faces[i].landmarks, size) for i in idx))
+            heads = self.head.run_batch(np.stack(crops))
+            result = compose(result, heads, mats, self.mask(size), [weights[i] for i in idx])
+        return result
+
+    def crop_size(self, face: Face) -> int:
+        """The aligned crop side: 288 (DCT-Net's) unless the face is bigger in the frame than
+        in a 288 crop; then as large as the face (multiple of 4, capped) so no detail is lost."""
+        s = self.settings
+        native = s.head_size / np.hypot(*alignment_matrix(face.landmarks, s.head_size)[:, 0])
+        return int(min(max(s.head_size, np.ceil(native / 4) * 4), max(s.max_head_size, s.head_size)))
+
+    def mask(self, size: int) -> np.ndarray:
+        if size not in self._masks:
+            self._masks[size] = blend_mask(size)
+        return self._masks[size]
 
 
 def compose(background: np.ndarray, heads: np.ndarray, matrices, mask: np.ndarray, weights) -> np.ndarray:
