@@ -1,9 +1,19 @@
-"""Styles: a head model and a background model, with a model card.
+"""Styles: a head model and a background model, with a model card; and the catalogue of them.
 
-A style folder (built-in ones ship as package data in ``dctoon/builtin/``; downloaded and
-imported ones live in ``$DCTOON_HOME/styles``, default ``~/.cache/dctoon/styles``)::
+The catalogue has three kinds of style:
 
-    style.json   model card: name, description, files + SHA-256, guided filter, licence, source
+- **built-in**: package data in ``dctoon/builtin/<name>/`` (trained by this project);
+- **official**: the seven DCT-Net compound models on ModelScope (``modelscope-anime`` ...), known by
+  model id and revision, installed by ``dctoon styles download NAME`` (or imported from a local
+  ModelScope cache) and converted once to the project's format, so they then work offline without
+  TensorFlow;
+- **user**: anything imported with ``dctoon styles import PATH --name NAME``.
+
+Downloaded and imported styles live in ``$DCTOON_HOME/styles`` (default ``~/.cache/dctoon/styles``),
+one folder per style::
+
+    style.json   model card: name, description, files + SHA-256, input convention, guided filter,
+                 licence, source (and origin: model id, revision, original files + SHA-256)
     head.onnx    the head model (aligned 288x288 face crops)
     bg.onnx      the background model (whole frame)
     preview.jpg  optional
@@ -16,9 +26,11 @@ both head and background), a style folder, or a folder in the official ModelScop
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -32,6 +44,8 @@ from .errors import ModelError
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 CARD = "style.json"
 MODEL_SUFFIXES = (".onnx", ".tflite", ".pb")
+IGNORED_STEMS = ("detector", "keypoints")  # the official face detector / landmark graphs: not styles
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def home() -> Path:
@@ -40,6 +54,11 @@ def home() -> Path:
 
 def user_dir() -> Path:
     return home() / "styles"
+
+
+def downloads_dir() -> Path:
+    """Partial downloads (``*.part``), kept between runs so that a download can resume."""
+    return home() / "downloads"
 
 
 @dataclass
@@ -55,12 +74,91 @@ class Style:
         return self.card.get("description", "")
 
 
+# --------------------------------------------------------------------------------------------
+# The official DCT-Net compound models on ModelScope
+
+
+@dataclass(frozen=True)
+class Official:
+    name: str
+    model_id: str
+    description: str
+    revision: str = "v1.0.0"
+    license: str = "Apache-2.0"
+    sha256: tuple[tuple[str, str], ...] = ()  # (role, sha256) known for the given revision
+    size: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def url(self) -> str:
+        return f"https://www.modelscope.cn/models/{self.model_id}"
+
+
+_ANIME_SHA = "bca966dded317de32b6870b758fd01c6ab8f6ab76a285149fbf450a71624fe80"
+_OFFICIAL = [
+    Official("modelscope-anime", "damo/cv_unet_person-image-cartoon_compound-models",
+             "DCT-Net official anime style (Japanese anime look: smooth skin, big clean eyes, flat colour)",
+             sha256=(("head", _ANIME_SHA), ("background", _ANIME_SHA)),
+             size=(("head", 5_894_895), ("background", 5_894_895))),
+    Official("modelscope-3d", "damo/cv_unet_person-image-cartoon-3d_compound-models",
+             "DCT-Net official 3D style (3D-animation-film look, soft shading)"),
+    Official("modelscope-handdrawn", "damo/cv_unet_person-image-cartoon-handdrawn_compound-models",
+             "DCT-Net official hand-drawn style (coloured hand-drawn illustration)"),
+    Official("modelscope-sketch", "damo/cv_unet_person-image-cartoon-sketch_compound-models",
+             "DCT-Net official sketch style (pencil sketch, monochrome lines)"),
+    Official("modelscope-artstyle", "damo/cv_unet_person-image-cartoon-artstyle_compound-models",
+             "DCT-Net official art style (painterly artistic effect)"),
+    Official("modelscope-design", "damo/cv_unet_person-image-cartoon-sd-design_compound-models",
+             "DCT-Net official design style (trained on Stable-Diffusion-generated design exemplars)"),
+    Official("modelscope-illustration", "damo/cv_unet_person-image-cartoon-sd-illustration_compound-models",
+             "DCT-Net official illustration style (trained on Stable-Diffusion-generated illustrations)"),
+]
+OFFICIAL: dict[str, Official] = {o.name: o for o in _OFFICIAL}
+
+
+def _official_for_folder(folder: Path) -> Official | None:
+    """The official entry whose model id names this folder (ModelScope cache layouts)."""
+    n = folder.name.replace("___", ".")
+    return next((o for o in _OFFICIAL if o.model_id.split("/")[1] == n), None)
+
+
+# --------------------------------------------------------------------------------------------
+# Style folders and files
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _role(path: str) -> str | None:
+    """'head', 'background' or None for a model file name (any of the official naming variants)."""
+    p = Path(path)
+    if p.suffix not in MODEL_SUFFIXES or p.stem in IGNORED_STEMS:
+        return None
+    if p.stem.endswith("_h") or p.stem in ("head", "h"):
+        return "head"
+    if p.stem.endswith("_bg") or p.stem in ("bg", "background"):
+        return "background"
+    return None
+
+
+def pick_graphs(names: list[str], where: str) -> tuple[str, str]:
+    """The head and background model among file names: exactly one of each (top level preferred)."""
+    picked = []
+    for role in ("head", "background"):
+        found = [n for n in names if _role(n) == role]
+        top = [n for n in found if "/" not in n]
+        found = top or found
+        if len(found) != 1:
+            label = "*_h (head)" if role == "head" else "*_bg (background)"
+            if not found:
+                raise ModelError(f"{where}: no {label} model found (expected e.g. cartoon_h.pb and cartoon_bg.pb)")
+            raise ModelError(f"{where}: several {label} models ({', '.join(sorted(found))}): import one file at a time")
+        picked.append(found[0])
+    return picked[0], picked[1]
 
 
 def _style_from_folder(folder: Path) -> Style:
@@ -76,26 +174,34 @@ def _style_from_folder(folder: Path) -> Style:
                 raise ModelError(f"{folder}: model file {p.name} named in {CARD} is missing")
         return Style(card.get("name", folder.name), head, bg, card, folder)
     files = sorted(p for p in folder.iterdir() if p.suffix in MODEL_SUFFIXES and p.is_file())
-    heads = [p for p in files if p.stem.endswith("_h") or p.stem in ("head", "cartoon_h")]
-    bgs = [p for p in files if p.stem.endswith("_bg") or p.stem in ("bg", "background")]
-    if len(heads) == 1 and len(bgs) == 1:
-        return Style(folder.name, heads[0], bgs[0], {"source": str(folder)}, folder)
-    generators = [p for p in files if p not in heads + bgs and p.stem not in ("detector", "keypoints")]
-    if len(generators) == 1 and not heads and not bgs:
+    roles = [_role(p.name) for p in files]
+    if "head" in roles or "background" in roles:
+        h, b = pick_graphs([p.name for p in files], str(folder))
+        return Style(folder.name, folder / h, folder / b, {"source": str(folder)}, folder)
+    generators = [p for p in files if p.stem not in IGNORED_STEMS]
+    if len(generators) == 1:
         return Style(folder.name, generators[0], generators[0], {"source": str(folder)}, folder)
     raise ModelError(f"{folder}: no style here: expected {CARD}, or one *_h and one *_bg model "
                      f"(.pb/.tflite/.onnx), or a single model file")
 
 
+def _styles_in(root: Path) -> dict[str, Path]:
+    if not root.is_dir():
+        return {}
+    return {d.name: d for d in sorted(root.iterdir())
+            if not d.name.startswith(".") and (d / CARD).is_file()}
+
+
 def installed() -> dict[str, Path]:
     """Style name -> folder, user styles shadowing built-in ones of the same name."""
-    found: dict[str, Path] = {}
-    for root in (BUILTIN_DIR, user_dir()):
-        if root.is_dir():
-            for d in sorted(root.iterdir()):
-                if (d / CARD).is_file():
-                    found[d.name] = d
-    return found
+    return {**_styles_in(BUILTIN_DIR), **_styles_in(user_dir())}
+
+
+def _suggest(s: str, names) -> str:
+    close = difflib.get_close_matches(s, list(names), n=3, cutoff=0.5)
+    if not close:  # 'anime' -> 'modelscope-anime': match on the part after a prefix too
+        close = [n for n in names if n.split("-", 1)[-1] == s or s in n][:3]
+    return f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
 
 
 def resolve(style: str | os.PathLike) -> Style:
@@ -111,14 +217,16 @@ def resolve(style: str | os.PathLike) -> Style:
     styles = installed()
     if s in styles:
         return _style_from_folder(styles[s])
+    if s in OFFICIAL:
+        raise ModelError(f"style '{s}' is not installed: run `dctoon styles download {s}` (needs ModelScope) "
+                         f"or `dctoon styles import PATH --name {s}` with a local copy")
     if os.sep in s or s.endswith(MODEL_SUFFIXES):
         raise ModelError(f"{s}: no such model file or folder")
+    hint = _suggest(s, [*styles, *OFFICIAL])
     if not styles:
-        raise ModelError(f"unknown style '{s}': no style is installed; pass a model file or folder with "
+        raise ModelError(f"unknown style '{s}': {hint}no style is installed; pass a model file or folder with "
                          "--style PATH (a .onnx, .tflite, or DCT-Net .pb), see `dctoon styles`")
-    close = difflib.get_close_matches(s, list(styles), n=3, cutoff=0.5)
-    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
-    raise ModelError(f"unknown style '{s}': {hint}installed: {', '.join(styles)}")
+    raise ModelError(f"unknown style '{s}': {hint}installed: {', '.join(styles)} (see `dctoon styles`)")
 
 
 def default_style() -> str:
@@ -133,22 +241,31 @@ def default_style() -> str:
 def save_style(folder: Path, name: str, head: dict[str, np.ndarray], background: dict[str, np.ndarray] | None = None,
                *, description: str, license: str, source: str, training: dict | None = None,
                radius: int = ttn.DEFAULT_RADIUS, eps: float = ttn.DEFAULT_EPS,
-               preview: np.ndarray | None = None) -> Path:
-    """Write a style folder atomically (built in a temp folder, then renamed into place)."""
+               preview: np.ndarray | None = None, background_filter: tuple[int, float] | None = None,
+               extra: dict | None = None) -> Path:
+    """Write a style folder atomically (built in a temp folder, then renamed into place).
+
+    ``background_filter`` (radius, eps) when the background model's guided filter differs from the
+    head's; ``extra`` adds fields to the model card (e.g. ``origin``).
+    """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         files = {}
-        for role, fname, weights in (("head", "head.onnx", head), ("background", "bg.onnx", background or head)):
-            model = ttn.build_onnx(weights, radius, eps, {"style": name, "role": role})
+        bg_filter = background_filter or (radius, eps)
+        for role, fname, weights, (r, e) in (("head", "head.onnx", head, (radius, eps)),
+                                             ("background", "bg.onnx", background or head, bg_filter)):
+            model = ttn.build_onnx(weights, r, e, {"style": name, "role": role})
             (tmp / fname).write_bytes(model.SerializeToString())
             files[role] = {"file": fname, "sha256": sha256(tmp / fname)}
+        if tuple(bg_filter) != (radius, eps):
+            files["background"]["guided_filter"] = {"radius": int(bg_filter[0]), "eps": float(bg_filter[1])}
         card = {
             "name": name, "description": description, "format": 1, **files,
             "input": "BGR, 0-255 float NHWC; output uint8 BGR",
             "guided_filter": {"radius": radius, "eps": eps},
-            "license": license, "source": source, "training": training or {},
+            "license": license, "source": source, "training": training or {}, **(extra or {}),
         }
         if preview is not None:
             import cv2
@@ -163,3 +280,258 @@ def save_style(folder: Path, name: str, head: dict[str, np.ndarray], background:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+# --------------------------------------------------------------------------------------------
+# The catalogue
+
+
+@dataclass
+class Entry:
+    """One row of the catalogue (for `dctoon styles` and the web app's style picker)."""
+
+    name: str
+    kind: str              # "built-in", "official" or "user"
+    installed: bool
+    description: str
+    preview: Path | None   # an image file, or None
+    license: str = ""
+    source: str = ""
+    folder: Path | None = None
+    model_id: str | None = None
+
+    @property
+    def status(self) -> str:
+        if not self.installed:
+            return "available"
+        return "built-in" if self.kind == "built-in" else "installed"
+
+
+def _card(folder: Path) -> dict:
+    try:
+        card = json.loads((folder / CARD).read_text())
+        return card if isinstance(card, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _entry(name: str, folder: Path) -> Entry:
+    card = _card(folder)
+    off = OFFICIAL.get(name)
+    preview = folder / card["preview"] if isinstance(card.get("preview"), str) else None
+    kind = "built-in" if folder.parent == BUILTIN_DIR else "official" if off else "user"
+    return Entry(name, kind, True, str(card.get("description", off.description if off else "")),
+                 preview if preview is not None and preview.is_file() else None, str(card.get("license", "")),
+                 str(card.get("source", "")), folder, off.model_id if off else None)
+
+
+def catalogue() -> list[Entry]:
+    """Every style: built-in and installed ones, then the official ones not installed yet."""
+    have = installed()
+    entries = [_entry(n, d) for n, d in have.items()]
+    entries += [Entry(o.name, "official", False, o.description, None, o.license,
+                      f"ModelScope {o.model_id} (revision {o.revision})", None, o.model_id)
+                for o in _OFFICIAL if o.name not in have]
+    order = {"built-in": 0, "official": 1, "user": 2}
+    rank = {o.name: i for i, o in enumerate(_OFFICIAL)}
+    return sorted(entries, key=lambda e: (order[e.kind], rank.get(e.name, 0), e.name))
+
+
+def info(name: str) -> dict:
+    """The model card of an installed style, or what is known of an official one before download."""
+    have = installed()
+    if name in have:
+        card = dict(_card(have[name]))
+        card.setdefault("name", name)
+        card["installed"] = True
+        card["folder"] = str(have[name])
+        return card
+    if name in OFFICIAL:
+        o = OFFICIAL[name]
+        return {"name": o.name, "description": o.description, "installed": False, "license": o.license,
+                "source": f"ModelScope {o.model_id} (revision {o.revision})", "url": o.url,
+                "model_id": o.model_id, "revision": o.revision,
+                "known_sha256": dict(o.sha256), "input": "BGR, 0-255 float HWC (official frozen TF graphs)",
+                "how": f"dctoon styles download {o.name}"}
+    style = resolve(name)  # a path; or raises the unknown-name error with suggestions
+    return {"name": style.name, "installed": False, "path": str(name), "head": str(style.head),
+            "background": str(style.background), **style.card}
+
+
+# --------------------------------------------------------------------------------------------
+# Install: import, download, remove
+
+
+def _check_name(name: str) -> None:
+    if not NAME_RE.match(name or ""):
+        raise ModelError(f"invalid style name {name!r}: use letters, digits, '.', '_' or '-' "
+                         "(at most 64, starting with a letter or digit)")
+    have = installed()
+    same = next((n for n in have if n.lower() == name.lower()), None)  # case-insensitive file systems
+    if same is not None:
+        name = same
+        where = "a built-in style" if have[name].parent == BUILTIN_DIR else f"installed at {have[name]}"
+        raise ModelError(f"a style named '{name}' already exists ({where}): choose another --name"
+                         + ("" if have[name].parent == BUILTIN_DIR else f" or `dctoon styles remove {name}` first"))
+
+
+def _preview(weights: dict[str, np.ndarray], radius: int, eps: float) -> np.ndarray | None:
+    """The style on the bundled astronaut portrait's face (scikit-image, public domain), RGB."""
+    try:
+        import onnxruntime as ort
+        from skimage import data
+
+        crop = np.ascontiguousarray(data.astronaut()[16:272, 124:380, ::-1])
+        sess = ort.InferenceSession(ttn.build_onnx(weights, radius, eps).SerializeToString(),
+                                    providers=["CPUExecutionProvider"])
+        out = sess.run([ttn.OUTPUT_NAME], {ttn.INPUT_NAME: crop[None].astype(np.float32)})[0][0]
+        return np.ascontiguousarray(out[..., ::-1])
+    except Exception:  # a preview is a nicety: never fail an install for it
+        return None
+
+
+def _write_style(name: str, head: Path, background: Path, *, description: str, license: str, source: str,
+                 extra: dict, training: dict | None = None, preview: bool = True) -> Path:
+    """Convert a head and a background model (any supported format) into a user style folder."""
+    from .importers import read_any
+
+    h = read_any(head)
+    b = h if Path(background) == Path(head) else read_any(background)
+    dest = user_dir() / name
+    try:
+        return save_style(dest, name, h.weights, b.weights, description=description, license=license,
+                          source=source, training=training, radius=h.radius, eps=h.eps,
+                          background_filter=(b.radius, b.eps),
+                          preview=_preview(h.weights, h.radius, h.eps) if preview else None, extra=extra)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ModelError(f"disk full while writing style '{name}' to {dest.parent}: free some space "
+                             "and try again (nothing was installed)") from None
+        raise ModelError(f"cannot write style '{name}' to {dest.parent}: {e.strerror or e}") from None
+
+
+def _files_card(*paths: Path) -> dict:
+    return {p.name: {"sha256": sha256(p), "size": p.stat().st_size} for p in dict.fromkeys(paths)}
+
+
+def import_style(path: str | os.PathLike, name: str | None = None, *, preview: bool = True) -> Path:
+    """Convert a model file or folder (style folder, official ModelScope layout, local ModelScope
+    cache; or an official style's name: found in the ModelScope cache) into a user style."""
+    from . import hub
+
+    src = Path(path).expanduser()
+    off = None
+    if not src.exists():
+        if str(path) in OFFICIAL:
+            off = OFFICIAL[str(path)]
+            found = hub.find_local(off.model_id)
+            if found is None:
+                raise ModelError(f"no local ModelScope copy of {off.model_id} found under "
+                                 f"{hub.cache_roots()[0]}: run `dctoon styles download {off.name}` instead")
+            src = found
+        else:
+            raise ModelError(f"{src}: no such file or folder")
+    if src.is_dir():
+        off = off or _official_for_folder(src)
+        style = _style_from_folder(src)
+    elif src.suffix in MODEL_SUFFIXES:
+        style = Style(src.stem, src, src, {})
+    else:
+        raise ModelError(f"{src}: not a model file (expected {', '.join(MODEL_SUFFIXES)}) or folder")
+    if not name:
+        name = off.name if off else str(style.card.get("name") or (src.name if src.is_dir() else src.stem))
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._") or "imported"
+    _check_name(name)
+    card = style.card if (src / CARD).is_file() else {}
+    origin = {"imported_from": str(src.resolve()), "files": _files_card(style.head, style.background)}
+    if off:
+        origin.update(model_id=off.model_id, revision=off.revision)
+    return _write_style(
+        name, style.head, style.background,
+        description=card.get("description") or (off.description if off else f"imported from {src.name}"),
+        license=card.get("license") or (off.license if off else "unknown (see the source)"),
+        source=card.get("source") or (f"ModelScope {off.model_id}, imported from a local copy" if off
+                                      else str(src.resolve())),
+        training=card.get("training"), extra={"origin": origin}, preview=preview)
+
+
+def download(name: str, endpoint: str | None = None, *, revision: str | None = None,
+             progress: bool | None = None, preview: bool = True) -> Path:
+    """Download an official style from ModelScope, convert it, and install it (atomically)."""
+    from . import hub
+
+    if name not in OFFICIAL:
+        have = installed()
+        if name in have:
+            raise ModelError(f"'{name}' is not a ModelScope style (it is already installed at {have[name]}); "
+                             f"downloadable: {', '.join(OFFICIAL)}")
+        raise ModelError(f"unknown style '{name}': {_suggest(name, OFFICIAL)}downloadable: {', '.join(OFFICIAL)}")
+    o = OFFICIAL[name]
+    dest = user_dir() / name
+    if (dest / CARD).is_file():
+        return dest
+    rev = revision or o.revision
+    base = hub.endpoint(endpoint)
+    remote = {f.path: f for f in hub.list_files(o.model_id, rev, base)}
+    head_path, bg_path = pick_graphs(list(remote), f"{o.model_id} on {base}")
+    known = dict(o.sha256) if rev == o.revision else {}
+    sizes = dict(o.size) if rev == o.revision else {}
+    work = downloads_dir() / o.model_id.replace("/", "--") / rev
+    local = {}
+    for role, path in (("head", head_path), ("background", bg_path)):
+        f = remote[path]
+        if f.size is None and role in sizes:
+            f.size = sizes[role]
+        expect = (known[role],) if role in known else ()
+        local[role] = hub.fetch(o.model_id, rev, f, work / path, base=base, sha256=expect, progress=progress)
+    origin = {"model_id": o.model_id, "revision": rev, "endpoint": base, "url": o.url,
+              "files": {p: {"sha256": sha256(local[r]), "size": local[r].stat().st_size}
+                        for r, p in (("head", head_path), ("background", bg_path))}}
+    try:
+        out = _write_style(name, local["head"], local["background"], description=o.description, license=o.license,
+                           source=f"ModelScope {o.model_id} (revision {rev}), converted by dctoon",
+                           extra={"origin": origin}, preview=preview)
+    except ModelError as e:
+        shutil.rmtree(work, ignore_errors=True)  # verified but unusable: nothing to resume
+        raise ModelError(f"{o.model_id}: downloaded files cannot be used: {e}") from None
+    shutil.rmtree(work, ignore_errors=True)
+    _prune(downloads_dir())
+    return out
+
+
+def _prune(root: Path) -> None:
+    """Remove empty folders left under the downloads folder."""
+    if not root.is_dir():
+        return
+    for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+    try:
+        root.rmdir()
+    except OSError:
+        pass
+
+
+def remove(name: str) -> Path:
+    """Remove a downloaded or imported style (and any partial download of it)."""
+    folder = user_dir() / name
+    partial = downloads_dir() / OFFICIAL[name].model_id.replace("/", "--") if name in OFFICIAL else None
+    if NAME_RE.match(name) and (folder / CARD).is_file():
+        trash = Path(tempfile.mkdtemp(prefix=f".{name}.removing.", dir=folder.parent))
+        os.replace(folder, trash / name)  # atomic: the style disappears at once
+        shutil.rmtree(trash, ignore_errors=True)
+        if partial is not None:
+            shutil.rmtree(partial, ignore_errors=True)
+            _prune(downloads_dir())
+        return folder
+    if partial is not None and partial.exists():
+        shutil.rmtree(partial, ignore_errors=True)
+        _prune(downloads_dir())
+        return partial
+    if name in _styles_in(BUILTIN_DIR):
+        raise ModelError(f"'{name}' is a built-in style: it cannot be removed")
+    if name in OFFICIAL:
+        raise ModelError(f"style '{name}' is not installed")
+    raise ModelError(f"unknown style '{name}': {_suggest(name, [*installed(), *OFFICIAL])}nothing removed")

@@ -1,0 +1,257 @@
+"""A small ModelScope download client (standard library only: urllib).
+
+It speaks the two endpoints of ModelScope's HTTP file API that the official ``modelscope``
+package uses:
+
+- ``GET {endpoint}/api/v1/models/{model_id}/repo/files?Revision={rev}&Recursive=true`` lists the
+  files of a model: ``{"Code": 200, "Data": {"Files": [{"Path", "Name", "Type", "Size", "Sha256"}]}}``
+- ``GET {endpoint}/api/v1/models/{model_id}/repo?Revision={rev}&FilePath={path}`` returns one file.
+
+Downloads are resumable: bytes go to ``NAME.part`` in a per-model download folder under
+``$DCTOON_HOME/downloads`` and a later run continues with an HTTP ``Range`` request. A finished file
+is checked against every SHA-256 known for it (the catalogue's and the listing's) before it is
+renamed to its final name. Every failure ends in a :class:`~dctoon.errors.ModelError` with one line
+saying what happened and what to do.
+
+The endpoint is, in order: the ``endpoint`` argument (``--endpoint``), ``$DCTOON_MODELSCOPE_ENDPOINT``
+(a URL), ``$MODELSCOPE_DOMAIN`` (a host name, as for the ``modelscope`` package; a URL is accepted
+too), else ``https://www.modelscope.cn``.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import http.client
+import json
+import os
+import socket
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelError
+
+DEFAULT_ENDPOINT = "https://www.modelscope.cn"
+CHUNK = 1 << 16
+TIMEOUT = 30.0
+USER_AGENT = "dctoon (python urllib)"
+
+
+@dataclass
+class RemoteFile:
+    path: str
+    size: int | None = None
+    sha256: str | None = None
+
+
+def endpoint(override: str | None = None) -> str:
+    """The ModelScope base URL to use (no trailing slash)."""
+    url = override or os.environ.get("DCTOON_MODELSCOPE_ENDPOINT") or ""
+    if not url and os.environ.get("MODELSCOPE_DOMAIN"):
+        url = os.environ["MODELSCOPE_DOMAIN"]
+        if "://" not in url:
+            url = "https://" + url
+    url = (url or DEFAULT_ENDPOINT).strip().rstrip("/")
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise ModelError(f"endpoint {url!r} is not an http(s) URL")
+    return url
+
+
+def files_url(base: str, model_id: str, revision: str) -> str:
+    q = urllib.parse.urlencode({"Revision": revision, "Recursive": "true"})
+    return f"{base}/api/v1/models/{model_id}/repo/files?{q}"
+
+
+def file_url(base: str, model_id: str, revision: str, path: str) -> str:
+    q = urllib.parse.urlencode({"Revision": revision, "FilePath": path})
+    return f"{base}/api/v1/models/{model_id}/repo?{q}"
+
+
+def _reason(e: BaseException) -> str:
+    r = getattr(e, "reason", None) or e
+    if isinstance(r, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(r, (socket.timeout, TimeoutError)):
+        return "timed out"
+    if isinstance(r, socket.gaierror):
+        return "host name not found"
+    text = getattr(r, "strerror", None) or str(r) or type(r).__name__
+    return text.splitlines()[0]
+
+
+def _unreachable(base: str, e: BaseException) -> ModelError:
+    return ModelError(f"cannot reach ModelScope at {base}: {_reason(e)} (offline? pass --endpoint URL, or "
+                      "import a local copy with `dctoon styles import PATH`)")
+
+
+def _open(url: str, base: str, what: str, headers: dict | None = None):
+    req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **(headers or {})})
+    try:
+        return urllib.request.urlopen(req, timeout=TIMEOUT)
+    except urllib.error.HTTPError as e:
+        e.close()
+        if e.code == 404:
+            raise ModelError(f"{what} not found on {base} (HTTP 404)") from None
+        if e.code == 416:
+            raise
+        raise ModelError(f"{what}: {base} answered HTTP {e.code} {e.reason}; try again later") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+        raise _unreachable(base, e) from None
+
+
+def list_files(model_id: str, revision: str, base: str | None = None) -> list[RemoteFile]:
+    """The files of one model revision (blobs only), from the listing endpoint."""
+    base = endpoint(base)
+    what = f"model {model_id} (revision {revision})"
+    try:
+        with _open(files_url(base, model_id, revision), base, what) as r:
+            body = r.read()
+    except (OSError, http.client.HTTPException) as e:
+        raise _unreachable(base, e) from None
+    try:
+        data = json.loads(body)
+        if data.get("Code", 200) != 200 or data.get("Success") is False:
+            raise ModelError(f"{what}: {base} says: {data.get('Message') or 'error ' + str(data.get('Code'))}")
+        files = data["Data"]["Files"]
+        out = [RemoteFile(f.get("Path") or f["Name"], f.get("Size"), (f.get("Sha256") or None))
+               for f in files if f.get("Type", "blob") != "tree"]
+    except ModelError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ModelError(f"{what}: {base} did not answer with a ModelScope file listing") from None
+    return out
+
+
+def _append(f, data: bytes) -> None:
+    """Write one chunk (a seam for tests that simulate a full disk)."""
+    f.write(data)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def fetch(model_id: str, revision: str, remote: RemoteFile, dest: Path, *, base: str | None = None,
+          sha256: tuple[str, ...] = (), progress: bool | None = None) -> Path:
+    """Download one file to ``dest`` (resuming ``dest.part``), verified against every known SHA-256.
+
+    A complete, verified ``dest`` is reused as is. On a truncated transfer, a dropped connection or
+    Ctrl-C the ``.part`` file is kept for the next run; on a checksum mismatch it is deleted.
+    """
+    from tqdm import tqdm
+
+    base = endpoint(base)
+    dest = Path(dest)
+    part = dest.with_name(dest.name + ".part")
+    wanted = {s.lower() for s in (*sha256, remote.sha256) if s}
+    if dest.is_file() and (not wanted or {_sha256(dest)} == wanted) and \
+            (remote.size is None or dest.stat().st_size == remote.size):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    have = part.stat().st_size if part.is_file() else 0
+    if remote.size is not None and have > remote.size:
+        part.unlink()
+        have = 0
+    url = file_url(base, model_id, revision, remote.path)
+    what = f"{remote.path} of {model_id}"
+    total = remote.size
+    if total is None or have < total:
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        try:
+            r = _open(url, base, what, headers)
+        except urllib.error.HTTPError:  # 416: what we have is already everything the server has
+            r = None
+        if r is not None:
+            with r:
+                if have and r.status != 206:  # the server ignored the Range: start again
+                    have = 0
+                length = r.headers.get("Content-Length")
+                expected = int(length) if length and length.isdigit() else None
+                if total is None and expected is not None:
+                    total = have + expected
+                got = 0
+                bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
+                           desc=Path(remote.path).name, file=sys.stderr, leave=False,
+                           disable=(not sys.stderr.isatty()) if progress is None else not progress)
+                try:
+                    with open(part, "ab" if have else "wb") as f:
+                        while True:
+                            try:
+                                chunk = r.read(CHUNK)
+                            except http.client.IncompleteRead as e:
+                                _append(f, e.partial)
+                                got += len(e.partial)
+                                break
+                            if not chunk:
+                                break
+                            _append(f, chunk)
+                            got += len(chunk)
+                            bar.update(len(chunk))
+                except OSError as e:
+                    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                        raise ModelError(f"disk full while downloading {what} to {dest.parent} "
+                                         f"({_mb(have + got)} written, {_mb(total) if total else '?'} needed): "
+                                         "free some space and run the same command again to resume") from None
+                    if not isinstance(e, (socket.timeout, ConnectionError, TimeoutError)):
+                        raise ModelError(f"cannot write {part}: {e.strerror or e}") from None
+                finally:
+                    bar.close()
+                if expected is not None and got < expected:
+                    raise ModelError(f"download of {what} was cut off at {_mb(have + got)} of "
+                                     f"{_mb(have + expected)}: run the same command again to resume")
+    size = part.stat().st_size if part.is_file() else 0
+    if total is not None and size != total:
+        raise ModelError(f"download of {what} is incomplete ({_mb(size)} of {_mb(total)}): "
+                         "run the same command again to resume")
+    if wanted:
+        digest = _sha256(part)
+        if any(w != digest for w in wanted):  # the catalogue's and the listing's must both hold
+            part.unlink()
+            expected = sorted(w for w in wanted if w != digest)
+            raise ModelError(f"checksum mismatch for {what}: got sha256 {digest[:16]}..., expected "
+                             f"{' and '.join(w[:16] + '...' for w in expected)}; the file was deleted, "
+                             "run again to download it afresh")
+    os.replace(part, dest)
+    return dest
+
+
+def download(model_id: str, revision: str, folder: Path, select, *, base: str | None = None,
+             sha256: dict[str, tuple[str, ...]] | None = None, progress: bool | None = None) -> dict[str, Path]:
+    """Download the files of a model chosen by ``select(list[RemoteFile]) -> list[RemoteFile]`` into
+    ``folder``; returns repository path -> local file."""
+    remote = select(list_files(model_id, revision, base))
+    out = {}
+    for f in remote:
+        dest = Path(folder) / f.path
+        known = (sha256 or {}).get(Path(f.path).name, ())
+        out[f.path] = fetch(model_id, revision, f, dest, base=base, sha256=known, progress=progress)
+    return out
+
+
+def cache_roots() -> list[Path]:
+    """Where the ``modelscope`` package keeps downloaded models (``$MODELSCOPE_CACHE`` or ~/.cache/modelscope)."""
+    root = Path(os.environ.get("MODELSCOPE_CACHE") or Path.home() / ".cache" / "modelscope")
+    return [root / "hub", root / "hub" / "models", root]
+
+
+def find_local(model_id: str) -> Path | None:
+    """A model folder from an existing ModelScope cache, in either the old or the new layout."""
+    owner, _, name = model_id.partition("/")
+    for root in cache_roots():
+        for n in (name, name.replace(".", "___")):
+            d = root / owner / n
+            if d.is_dir():
+                return d
+    return None
