@@ -110,16 +110,36 @@ def cmd_video(args) -> int:
 
 
 def cmd_styles(args) -> int:
-    from .styles import installed, resolve
+    from . import styles
 
-    styles = installed()
-    if not styles:
-        print("no style installed; use --style PATH with a model file or folder")
-        return 0
-    width = max(len(n) for n in styles)
-    for name in styles:
-        style = resolve(name)
-        print(f"{name:<{width}}  {style.description}")
+    action = getattr(args, "action", None) or "list"
+    if action == "list":
+        entries = styles.catalogue()
+        width = max(len(e.name) for e in entries)
+        for e in entries:
+            print(f"{e.name:<{width}}  {e.status:<9}  {e.description}")
+        if not any(e.installed for e in entries):
+            print("(nothing installed: `dctoon styles download NAME`, `dctoon styles import PATH --name NAME`, "
+                  "or --style PATH with a model file or folder)")
+    elif action == "info":
+        card = styles.info(args.name)
+        for key, value in card.items():
+            if isinstance(value, dict):
+                value = ", ".join(f"{k}={v if not isinstance(v, dict) else ' '.join(f'{a}:{b}' for a, b in v.items())}"
+                                  for k, v in value.items()) or "-"
+            print(f"{key + ':':<14}{value}")
+    elif action == "download":
+        try:
+            folder = styles.download(args.name, args.endpoint, revision=args.revision)
+        except KeyboardInterrupt:
+            print("dctoon: interrupted: the partial download is kept; run the same command again to resume",
+                  file=sys.stderr)
+            return 130
+        print(folder)
+    elif action == "import":
+        print(styles.import_style(args.path, args.name))
+    elif action == "remove":
+        print(f"removed {styles.remove(args.name)}")
     return 0
 
 
@@ -128,6 +148,17 @@ def cmd_demo(args) -> int:
 
     for path in run(Path(args.output), args.style, video=not args.no_video):
         print(path)
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .web import Limits, serve
+
+    limits = Limits(max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds,
+                    max_side=args.max_side, concurrency=args.concurrency, queue_size=args.queue_size)
+    print(f"dctoon: serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
+    serve(args.host, args.port, args.style, faces=not args.no_faces, min_face=args.min_face,
+          threads=args.threads, limits=limits)
     return 0
 
 
@@ -164,8 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stylize every frame independently (no tracking, smoothing or blending)")
     p.add_argument("--detect-every", type=int, default=3, metavar="K",
                    help="run the face detector every K frames, track in between (default: 3)")
-    p.add_argument("--blend", type=float, default=0.6, metavar="A",
-                   help="temporal blending strength 0..1 against flicker (default: 0.6; 0 disables)")
+    p.add_argument("--blend", type=float, default=0.8, metavar="A",
+                   help="temporal blending strength 0..1 against flicker (default: 0.8; 0 disables)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_video)
 
@@ -177,8 +208,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-video", action="store_true", help="the image only")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("styles", help="list installed styles")
-    p.set_defaults(func=cmd_styles)
+    p = sub.add_parser("serve", help="web app and HTTP API (Gradio; needs dctoon[web])",
+                       description="Serve the web app: Image and Video tabs, style picker, one button; "
+                                   "every button is also a named API endpoint (gradio_client).")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default: 127.0.0.1, this machine only; 0.0.0.0 for the network)")
+    p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    _add_style_options(p)
+    p.add_argument("--concurrency", type=int, default=1, metavar="N",
+                   help="jobs running at once (default: 1; each job uses every core)")
+    p.add_argument("--queue-size", type=int, default=16, metavar="N", help="jobs waiting at most (default: 16)")
+    p.add_argument("--max-upload-mb", type=int, default=200, metavar="MB", help="largest upload (default: 200)")
+    p.add_argument("--max-video-seconds", type=float, default=60, metavar="S",
+                   help="longest video span one job may stylize (default: 60)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("styles", help="list, inspect, download, import and remove styles",
+                       description="Styles: built-in ones, the official DCT-Net models from ModelScope "
+                                   "(download once, then offline), and your own (import). With no action: list.")
+    p.set_defaults(func=cmd_styles, action="list")
+    ss = p.add_subparsers(dest="action", metavar="ACTION")
+    ss.add_parser("list", help="every style: name, built-in/installed/available, description")
+    q = ss.add_parser("info", help="a style's model card")
+    q.add_argument("name", metavar="NAME")
+    q = ss.add_parser("download", help="download an official style from ModelScope and convert it (resumable)")
+    q.add_argument("name", metavar="NAME", help="e.g. modelscope-anime (see `dctoon styles`)")
+    q.add_argument("--endpoint", metavar="URL", help="ModelScope server (default: $DCTOON_MODELSCOPE_ENDPOINT, "
+                   "$MODELSCOPE_DOMAIN, else https://www.modelscope.cn)")
+    q.add_argument("--revision", help="model revision (default: the catalogue's, v1.0.0)")
+    q = ss.add_parser("import", help="convert a model file or folder (e.g. a local ModelScope copy) into a style")
+    q.add_argument("path", metavar="PATH", help="model file (.pb/.tflite/.onnx), folder with *_h/*_bg models, "
+                   "style folder, or an official style name (looked up in the local ModelScope cache)")
+    q.add_argument("--name", help="the new style's name (default: the official name, or the file/folder name)")
+    q = ss.add_parser("remove", help="remove a downloaded or imported style")
+    q.add_argument("name", metavar="NAME")
     return parser
 
 

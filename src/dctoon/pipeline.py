@@ -88,10 +88,11 @@ class Cartoonizer:
         """
         bgr = np.ascontiguousarray(bgr)
         result = self.background(bgr)
-        faces = [f for f in faces if f.size >= self.settings.min_face]
-        if not faces:
+        weights = [1.0] * len(faces) if weights is None else weights
+        kept = [(f, w) for f, w in zip(faces, weights) if f.size >= self.settings.min_face]
+        if not kept:
             return result
-        weights = weights or [1.0] * len(faces)
+        faces, weights = [f for f, _ in kept], [w for _, w in kept]
         by_size: dict[int, list[int]] = {}
         for i, f in enumerate(faces):
             by_size.setdefault(self.crop_size(f), []).append(i)
