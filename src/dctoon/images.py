@@ -24,11 +24,7 @@ def read_image(path: Path, max_side: int | None = None, max_pixels: int = MAX_PI
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: empty file")
+    path = check_input(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -49,6 +45,16 @@ def read_image(path: Path, max_side: int | None = None, max_pixels: int = MAX_PI
         reason = "not an image" if isinstance(e, UnidentifiedImageError) else f"cannot decode ({e})"
         raise InputError(f"{path}: {reason}") from None
     return to_rgb8(im, max_side)
+
+
+def check_input(path) -> Path:
+    """An input file that exists and is not empty, or a one-line InputError."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file")
+    return path
 
 
 def to_rgb8(im, max_side: int | None = None) -> np.ndarray:

@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError
+from .images import check_input
 
 __all__ = ["VideoResult", "FrameStylizer", "stylize_video", "probe"]
 
@@ -73,11 +74,7 @@ class VideoResult:
 def _open(path: Path):
     import av
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: empty file")
+    path = check_input(path)
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as e:
