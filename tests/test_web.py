@@ -1,0 +1,254 @@
+"""`dctoon serve` in a real browser: Debian's chromium driven by Playwright, plus gradio_client.
+
+The server runs as a subprocess (`python -m dctoon serve`) on a free 127.0.0.1 port with the
+reference weights as its style and an empty DCTOON_HOME, so the page is the same on every machine.
+Screenshots of each state are written to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+
+from conftest import FP16, VIDEOS, need
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+STYLE = FP16.stem
+CLIP_END = 1.0  # seconds of the shared video stylized in the browser test
+SIZE = 128      # output side for the tests: small, so a CPU run stays short
+
+for _mod in ("gradio", "gradio_client", "playwright"):
+    if importlib.util.find_spec(_mod) is None:
+        pytest.skip(f"{_mod} is not installed (pip install 'dctoon[web]' playwright)", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    need(FP16)
+    tmp = tmp_path_factory.mktemp("serve")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}
+    env.update(DCTOON_HOME=str(tmp / "home"), TMPDIR=str(tmp), PYTHONUNBUFFERED="1")
+    # a second style, installed the way users do (model card + preview): the picker shows both
+    subprocess.run([sys.executable, "-m", "dctoon", "styles", "import", str(FP16), "--name", "toon"],
+                   env=env, check=True, capture_output=True)
+    log = open(tmp / "server.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "dctoon", "serve", "--port", str(port), "--style", str(FP16),
+                             "--max-video-seconds", "5", "--max-upload-mb", "2", "--threads", "2"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            log.seek(0)
+            pytest.fail(f"dctoon serve did not start:\n{log.read()[-3000:]}")
+        time.sleep(0.5)
+    yield {"url": url, "tmp": tmp, "log": tmp / "server.log"}
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+    # the server's temporary folder (uploads, results, examples) is gone after it stops
+    assert not list(tmp.glob("dctoon-web-*")), "temporary files left behind"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM),
+                              args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+    pg = context.new_page()
+    outside: list[str] = []
+
+    def route(r):  # the page must work offline: nothing but the server itself is fetched
+        host = urlparse(r.request.url).hostname
+        if r.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    pg.route("**/*", route)
+    pg.goto(server["url"])
+    pg.get_by_role("button", name="Cartoonize / 卡通化").wait_for(timeout=60_000)
+    yield pg
+    context.close()
+    assert not outside, f"the page fetched outside resources: {outside}"
+
+
+@pytest.fixture(scope="module")
+def portrait(tmp_path_factory) -> Path:
+    from PIL import Image
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("in") / "astronaut.png"
+    Image.fromarray(data.astronaut()).resize((192, 192), Image.LANCZOS).save(path)
+    return path
+
+
+def _shot(pg, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(SHOTS / name), full_page=True)
+
+
+def _fetch(pg, server, src: str, dst: Path) -> Path:
+    url = src if src.startswith("http") else server["url"].rstrip("/") + "/" + src.lstrip("/")
+    r = pg.request.get(url)
+    assert r.ok, (url, r.status)
+    dst.write_bytes(r.body())
+    return dst
+
+
+def _set_size(pg, px: int) -> None:
+    box = pg.locator("#dctoon-size input")
+    box.click()
+    box.fill(str(px))
+    box.press("Enter")
+    pg.locator("body").click(position={"x": 5, "y": 5})
+
+
+def test_start_page(page, server):
+    assert page.get_by_text("Style / 风格").first.is_visible()
+    assert page.get_by_role("tab", name="Image / 图片").is_visible()
+    assert page.get_by_role("tab", name="Video / 视频").is_visible()
+    _shot(page, "start.png")
+
+
+def test_style_picker(page, server):
+    assert page.locator("#dctoon-styles img").count() == 2
+    assert page.locator("#dctoon-style input:checked").get_attribute("value") == STYLE  # --style is the default
+    page.locator("#dctoon-styles img").nth(1).click()  # a preview picks its style
+    page.wait_for_function("() => document.querySelector('#dctoon-style input:checked').value === 'toon'",
+                           timeout=10_000)
+    page.locator("#dctoon-styles img").nth(0).click()
+    page.wait_for_function(f"() => document.querySelector('#dctoon-style input:checked').value === '{STYLE}'",
+                           timeout=10_000)
+
+
+def test_image_in_browser(page, server, portrait, tmp_path):
+    from PIL import Image
+
+    page.locator("#dctoon-image-in input[type=file]").set_input_files(str(portrait))
+    page.locator("#dctoon-image-in img").first.wait_for(timeout=30_000)
+    _set_size(page, SIZE)
+    page.locator("#dctoon-image-go").click()
+    link = page.locator("#dctoon-image-file a").first
+    link.wait_for(timeout=120_000)
+    page.locator("#dctoon-image-out img").nth(1).wait_for(timeout=30_000)
+    out = Image.open(_fetch(page, server, link.get_attribute("href"), tmp_path / "out.png"))
+    assert out.size == (SIZE, SIZE)
+    src = np.asarray(Image.open(portrait).resize(out.size).convert("RGB"), np.float32)
+    assert np.abs(np.asarray(out.convert("RGB"), np.float32) - src).mean() > 3  # it was stylized
+    _shot(page, "image-result.png")
+
+
+def test_video_in_browser(page, server, tmp_path):
+    import av
+
+    clip = need(VIDEOS / "talking-head-512-audio.mp4")
+    page.get_by_role("tab", name="Video / 视频").click()
+    page.locator("#dctoon-video-in input[type=file]").set_input_files(str(clip))
+    page.locator("#dctoon-video-in video").first.wait_for(timeout=60_000)
+    page.locator("#dctoon-end input").fill(str(CLIP_END))
+    page.get_by_text("Whole frame only / 仅整幅画面").click()
+    _set_size(page, SIZE)
+    page.locator("#dctoon-video-go").click()
+    # the progress bar: frames done / total with an ETA, from the video's own progress callback
+    page.get_by_text(re.compile(r"ETA / 剩余 \d+:\d\d")).first.wait_for(timeout=60_000)
+    _shot(page, "video-progress.png")  # best effort: the job may be done by the time it is taken
+    video = page.locator("#dctoon-video-out video").first
+    video.wait_for(timeout=180_000)
+    page.wait_for_function("() => { const v = document.querySelector('#dctoon-video-out video');"
+                           " return v && v.readyState >= 1 && v.duration > 0; }", timeout=30_000)
+    shown = page.evaluate("() => document.querySelector('#dctoon-video-out video').duration")
+    assert abs(shown - CLIP_END) < 0.15, shown  # the browser can play it, and it is as long as asked
+    assert "audio kept" in page.locator("#dctoon-video-info textarea").input_value()
+    path = _fetch(page, server, video.get_attribute("src"), tmp_path / "out.mp4")
+    with av.open(str(path)) as c:
+        assert c.streams.audio, "audio lost"
+        v = c.streams.video[0]
+        assert (v.codec_context.width, v.codec_context.height) == (SIZE, SIZE)
+        frames = sum(1 for _ in c.decode(v))
+        assert abs(frames / float(v.average_rate) - CLIP_END) < 0.1, frames
+        assert abs(c.duration / 1e6 - CLIP_END) < 0.15, c.duration
+    _shot(page, "video-result.png")
+
+
+def test_not_a_video_shows_error(page, server, tmp_path):
+    fake = tmp_path / "holiday.mp4"
+    fake.write_text("this is a text file, not a video\n" * 20)
+    page.get_by_role("tab", name="Video / 视频").click()
+    page.locator("#dctoon-video-in input[type=file]").set_input_files(str(fake))
+    page.wait_for_timeout(1000)
+    page.locator("#dctoon-video-go").click()
+    message = page.get_by_text("holiday.mp4: not a readable video").first
+    message.wait_for(timeout=60_000)
+    assert "Traceback" not in page.content()
+    assert str(server["tmp"]) not in message.inner_text()  # the upload's temp path is not shown
+    _shot(page, "error.png")
+
+
+def test_upload_limit_shows_error(page, server):
+    big = need(VIDEOS / "talking-head-512-noaudio.mp4")  # 2.9 MB, over the server's --max-upload-mb 2
+    page.get_by_role("tab", name="Video / 视频").click()
+    page.locator("#dctoon-video-in input[type=file]").set_input_files(str(big))
+    page.get_by_text("exceed the maximum allowed size").first.wait_for(timeout=30_000)
+    _shot(page, "upload-limit.png")
+
+
+def test_gradio_client(server, portrait, tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+    from PIL import Image
+
+    client = Client(server["url"], verbose=False, download_files=str(tmp_path))
+    (before, after), png = client.predict(handle_file(str(portrait)), STYLE, "portrait", SIZE,
+                                          api_name="/stylize_image")
+    assert Image.open(png).size == (SIZE, SIZE) and Image.open(after).size == (SIZE, SIZE)
+    assert Image.open(before).size == (SIZE, SIZE)
+    # the duration limit (--max-video-seconds 5) is checked before any work, with a clear message
+    clip = need(VIDEOS / "talking-head-512-audio.mp4")
+    with pytest.raises(AppError, match="at most 5 s"):
+        client.predict(handle_file(str(clip)), STYLE, "frame", SIZE, 0, 0, api_name="/stylize_video")
+    with pytest.raises(AppError, match="unknown style|not in the list"):
+        client.predict(handle_file(str(portrait)), "no-such-style", "portrait", SIZE, api_name="/stylize_image")
