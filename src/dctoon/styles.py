@@ -233,8 +233,8 @@ def default_style() -> str:
     """The style used when none is given: the first built-in one."""
     styles = installed()
     if not styles:
-        raise ModelError("no style is installed: pass --style PATH to a model file or folder "
-                         "(a .onnx, .tflite, or DCT-Net .pb)")
+        raise ModelError("no style is installed: run `dctoon styles download modelscope-anime`, or pass "
+                         "--style PATH to a model file or folder (a .onnx, .tflite, or DCT-Net .pb)")
     return "anime" if "anime" in styles else next(iter(styles))
 
 
