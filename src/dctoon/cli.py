@@ -162,6 +162,15 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    import json
+
+    result = args.train_run(args)
+    if result is not None:
+        print(json.dumps(result, indent=2, default=str) if isinstance(result, dict) else result)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -222,6 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-video-seconds", type=float, default=60, metavar="S",
                    help="longest video span one job may stylize (default: 60)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("train", help="train your own style (needs the train extra: PyTorch)",
+                       description="Train a style from a few hundred pictures: prepare the data, train the "
+                                   "texture translation network (optionally with content calibration), export.")
+    from .train.cli import add_subcommands
+
+    add_subcommands(p.add_subparsers(dest="train_command", metavar="STEP", required=True))
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("styles", help="list, inspect, download, import and remove styles",
                        description="Styles: built-in ones, the official DCT-Net models from ModelScope "

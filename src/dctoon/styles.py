@@ -251,6 +251,7 @@ def save_style(folder: Path, name: str, head: dict[str, np.ndarray], background:
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a style folder is ordinary package or cache data
     try:
         files = {}
         bg_filter = background_filter or (radius, eps)

@@ -1,0 +1,7 @@
+"""Training (optional extra ``dctoon[train]``, needs PyTorch): data preparation, the texture
+translation network (TTN) trainer, content calibration (CCN, StyleGAN2) and evaluation.
+
+Entry points (each takes one settings dataclass, see :mod:`dctoon.train.cli` for the flags):
+``prepare.prepare(PrepareSettings)``, ``ttn.train_ttn(TTNSettings)``, ``ttn.export(ExportSettings)``,
+``ccn.run_ccn(CCNSettings)``, ``evaluate.evaluate(EvalSettings)``.
+"""

@@ -1,0 +1,129 @@
+"""Small helpers shared by the trainers: images on disk, the hold-out split, argparse from dataclasses."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import typing
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+SPLIT_FILE = "split.json"
+LANDMARKS_FILE = "landmarks.json"
+
+
+def list_images(folder: Path) -> list[Path]:
+    folder = Path(folder)
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def name_hash(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()
+
+
+def holdout_split(names: list[str], fraction: float = 0.1) -> tuple[list[str], list[str]]:
+    """Deterministic (train, eval) split: sort the file names by their SHA-256 and keep the first
+    ``ceil(fraction * n)`` for evaluation. Independent of the order files are listed in."""
+    ranked = sorted(names, key=lambda n: (name_hash(n), n))
+    k = math.ceil(fraction * len(names)) if fraction > 0 else 0
+    held = set(ranked[:k])
+    return [n for n in sorted(names) if n not in held], sorted(held)
+
+
+def read_split(folder: Path) -> dict | None:
+    p = Path(folder) / SPLIT_FILE
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def dataset_files(folder: Path, part: str = "train", holdout: float = 0.0) -> list[Path]:
+    """Image files of a folder. A prepared folder (with ``split.json``) gives its ``part`` list; a raw
+    folder gives everything, or its ``part`` of a ``holdout`` split computed on the fly."""
+    folder = Path(folder)
+    split = read_split(folder)
+    if split is not None and part in split:
+        return [folder / n for n in split[part]]
+    files = list_images(folder)
+    if holdout > 0:
+        names = [str(p.relative_to(folder)) for p in files]
+        train, held = holdout_split(names, holdout)
+        keep = set(train if part == "train" else held)
+        files = [p for p, n in zip(files, names) if n in keep]
+    return files
+
+
+def read_bgr(path: Path, size: int | None = None) -> np.ndarray:
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise OSError(f"cannot read image {path}")
+    if size is not None and img.shape[:2] != (size, size):
+        img = center_square(img)
+        interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_CUBIC
+        img = cv2.resize(img, (size, size), interpolation=interp)
+    return img
+
+
+def center_square(img: np.ndarray) -> np.ndarray:
+    h, w = img.shape[:2]
+    s = min(h, w)
+    y, x = (h - s) // 2, (w - s) // 2
+    return img[y:y + s, x:x + s]
+
+
+def write_json(path: Path, obj) -> None:
+    Path(path).write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# argparse <-> dataclass, so the CLI can expose every setting with one call
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> argparse.ArgumentParser:
+    """One ``--flag`` per dataclass field (underscores become dashes); fields whose metadata has
+    ``positional=True`` become positional arguments. Help text comes from ``metadata['help']``."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        meta = dict(f.metadata)
+        tp = hints[f.name]
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+        if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+            tp = next(a for a in args if a is not type(None))
+            origin, args = typing.get_origin(tp), typing.get_args(tp)
+        default = None
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        help_text = meta.get("help", "")
+        if default is not None and not isinstance(default, bool):
+            help_text += f" (default: {default})"
+        if meta.get("positional"):
+            parser.add_argument(f.name, type=tp, help=help_text)
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if tp is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif origin in (tuple, list):
+            parser.add_argument(flag, type=args[0], nargs=len(args) if origin is tuple else "+",
+                                default=default, help=help_text)
+        else:
+            parser.add_argument(flag, type=tp, default=default, help=help_text, required=bool(meta.get("required")))
+    return parser
+
+
+def dataclass_from_args(cls, args: argparse.Namespace):
+    values = {}
+    for f in dataclasses.fields(cls):
+        if hasattr(args, f.name):
+            v = getattr(args, f.name)
+            if isinstance(v, list) and isinstance(f.default, tuple):
+                v = tuple(v)
+            values[f.name] = v
+    return cls(**values)

@@ -1,0 +1,111 @@
+"""Settings of the training entry points, one dataclass each (torch-free, so the CLI can build its
+parsers and ``--help`` without importing PyTorch). Field metadata ``help`` is the flag's help."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def _f(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class PrepareSettings:
+    out: str = _f(None, "data set folder to write", required=True)
+    photos: str | None = _f(None, "folder of real face photos")
+    styles: str | None = _f(None, "folder of style exemplars")
+    size: int = _f(256, "aligned crop size")
+    ratio: float = _f(0.75, "alignment ratio (as inference: room for hair and chin)")
+    min_face: int = _f(48, "drop faces smaller than this (px, in the source image)")
+    multi_face: float = _f(0.5, "drop photos with a second face at least this fraction of the largest")
+    holdout: float = _f(0.1, "fraction of face photos held out for evaluation")
+    limit: int = _f(0, "only the first N files of each folder (0: all)")
+    quality: int = _f(95, "JPEG quality of the written crops")
+    border: str = _f("reflect", "how pixels beyond the frame are filled: reflect or replicate (inference's choice)")
+
+
+@dataclass
+class TTNSettings:
+    photos: str = _f(None, "folder of face photos (a prepared data set or a plain folder)", required=True)
+    styles: str = _f(None, "folder of style exemplars (a prepared data set or a plain folder)", required=True)
+    out: str = _f("runs/ttn", "run folder: checkpoints, samples, log")
+    steps: int = _f(20000, "total generator steps (warm-up included)")
+    warmup: int = _f(500, "content-only (reconstruction) warm-up steps")
+    batch: int = _f(8, "batch size")
+    res: int = _f(256, "training crop size in px (fully convolutional: can be smaller than inference)")
+    crop: tuple[float, float] = _f((0.6, 1.0), "geometry calibration: window covers this fraction of the side")
+    rotate: float = _f(15.0, "geometry calibration: max rotation in degrees")
+    holdout: float = _f(0.1, "fraction of a raw photo folder held out for evaluation (prepared folders use split.json)")
+    lr: float = _f(2e-4, "Adam learning rate")
+    w_surface: float = _f(1.0, "surface (blurred) adversarial weight")
+    w_texture: float = _f(1.0, "texture (grey) adversarial weight")
+    w_content: float = _f(10.0, "content loss weight")
+    w_tv: float = _f(1.0, "total variation weight")
+    w_expression: float = _f(0.0, "expression term weight (structure error around the 5 landmarks)")
+    lowpass_weight: float = _f(1.0, "content loss: low-pass L1 part")
+    grad_weight: float = _f(1.0, "content loss: gradient (structure) part")
+    flatten: bool = _f(True, "content loss: take the structure target from the edge-preserving flattened photo")
+    vgg_weights: str | None = _f(None, "torchvision vgg19 state dict: use White-box's VGG19 conv4_4 content loss")
+    threads: int = _f(1, "torch CPU threads")
+    seed: int = _f(0, "random seed")
+    sample_every: int = _f(250, "write a sample grid every N steps")
+    ckpt_every: int = _f(250, "write a checkpoint every N steps")
+    resume: bool = _f(False, "continue from OUT/checkpoint.pt")
+    stop_at: str | None = _f(None, "stop (with a checkpoint) at this UTC time, HH:MM")
+    device: str = _f("cpu", "torch device")
+
+
+@dataclass
+class ExportSettings:
+    checkpoint: str = _f(None, "TTN checkpoint (.pt) written by `train ttn`", positional=True)
+    out: str = _f(None, "style folder to write (style.json, head.onnx, bg.onnx)", required=True)
+    name: str = _f(None, "style name", required=True)
+    description: str = _f("", "model card description")
+    license: str = _f("", "license of the exported weights (mind the training data's terms)")
+    source: str = _f("dctoon train ttn", "where the weights come from")
+    metrics: str | None = _f(None, "JSON file of evaluation metrics to put in the model card")
+    command: str | None = _f(None, "exact training command to record in the model card")
+    preview: str | None = _f(None, "image to stylize for preview.jpg (RGB photo)")
+
+
+@dataclass
+class CCNSettings:
+    styles: str = _f(None, "folder of style exemplars (prepared or plain)", required=True)
+    out: str = _f("runs/ccn", "run folder: checkpoint.pt (rosinality format), swapped.pt, samples/")
+    ckpt: str | None = _f(None, "source StyleGAN2 checkpoint (rosinality format); none: random init")
+    size: int = _f(256, "generator size for a random init")
+    style_dim: int = _f(512, "latent size for a random init")
+    n_mlp: int = _f(8, "mapping layers for a random init")
+    channel_multiplier: int = _f(2, "channel multiplier for a random init")
+    channel_max: int = _f(512, "channel cap for a random init (small for toy runs)")
+    steps: int = _f(1000, "fine-tuning steps")
+    batch: int = _f(4, "batch size")
+    lr: float = _f(2e-3, "Adam learning rate (betas 0, 0.99)")
+    r1: float = _f(10.0, "R1 penalty weight (lazy, every 4 steps)")
+    id_weight: float = _f(1.0, "content stand-in for DCT-Net's identity loss: L1 of 8x8 G_s vs G_t images")
+    freeze_d: int = _f(0, "freeze this many first discriminator blocks (FreezeD)")
+    swap_res: int = _f(32, "layer swap: layers up to this resolution come from the source")
+    samples: int = _f(1000, "style faces to sample into OUT/samples")
+    sample_size: int = _f(256, "size of the written samples")
+    truncation: float = _f(0.7, "truncation for sampling")
+    resume: bool = _f(False, "continue from OUT/checkpoint.pt")
+    threads: int = _f(1, "torch CPU threads")
+    seed: int = _f(0, "random seed")
+    device: str = _f("cpu", "torch device")
+
+
+@dataclass
+class EvalSettings:
+    style: str = _f(None, "style folder (style.json + head.onnx) to evaluate", positional=True)
+    photos: str = _f(None, "photo folder: a prepared one (its split.json 'eval' list) or a plain one (the"
+                            " same hash hold-out as training)", required=True)
+    exemplars: str = _f(None, "style exemplar folder (for the style distance)", required=True)
+    out: str | None = _f(None, "metrics JSON to write (default: STYLE/../metrics-NAME.json)")
+    sheet: str | None = _f(None, "contact sheet PNG to write")
+    sheet_rows: int = _f(6, "contact sheet: rows per column group")
+    sheet_groups: int = _f(2, "contact sheet: column groups side by side")
+    sheet_cell: int = _f(192, "contact sheet: cell size in px")
+    reference: str | None = _f(None, "reference generator (.tflite/.pb) for a comparison column (not shipped)")
+    limit: int = _f(0, "only the first N held-out photos (0: all)")
+    threads: int = _f(1, "onnxruntime threads")

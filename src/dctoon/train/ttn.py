@@ -1,0 +1,557 @@
+"""Texture translation network (TTN) trainer: DCT-Net's recipe in PyTorch, one file.
+
+The whole model lives here: the generator (White-box Cartoonization's ``unet_generator`` with the
+exact TensorFlow semantics of :mod:`dctoon.ttn`, so trained weights export unchanged), the two
+spectral-norm patch discriminators, the losses, the online geometry calibration, the training loop
+with resumable checkpoints and sample grids, and ``export`` to the project's style format.
+
+Recipe (DCT-Net, SIGGRAPH 2022, section 3.2, built on White-box Cartoonization):
+
+- geometry calibration: every batch of both domains is randomly flipped, scaled and rotated (online);
+- the generator output is refined by a guided filter (r=1, eps=5e-3) with the photo as guide, as at
+  inference, and every loss sees the refined output;
+- surface discriminator: real cartoons vs outputs, both smoothed by an edge-preserving guided
+  filter (r=5, eps=0.2): judges flat colour regions;
+- texture discriminator: real cartoons vs outputs, both turned grey with random channel weights
+  (White-box's colour shift): judges lines and texture without colour;
+- content loss keeping the photo's structure (see ``ContentLoss``), total variation, an optional
+  expression term (the structure loss re-weighted around the 5 facial landmarks);
+- LSGAN losses, Adam (lr 2e-4, betas 0.5/0.99).
+
+Content loss without downloadable VGG weights: by default ``ContentLoss`` compares a low-pass
+(blur + 4x downsample) version of photo and output with L1 and the gradients of the blurred grey
+images at half resolution. The low-pass term keeps identity, colour layout and shading; the
+gradient term keeps the shape of eyes, mouth and outlines; neither constrains fine texture, which
+is left to the discriminators. ``--vgg-weights`` switches to White-box's pretrained-VGG19 conv4_4
+L1 loss (torchvision's ``vgg19`` state dict file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dctoon.ttn import LEAKY_SLOPE, conv_specs
+
+from ._util import LANDMARKS_FILE, dataset_files, read_bgr
+from .settings import ExportSettings, TTNSettings
+
+# --------------------------------------------------------------------------------------------
+# generator: unet_generator with TensorFlow semantics
+
+
+def _same_pad(x: torch.Tensor, k: int, stride: int) -> torch.Tensor:
+    """TF "SAME" padding (extra row/column at the bottom/right)."""
+    h, w = x.shape[-2:]
+    ph = max((-(-h // stride) - 1) * stride + k - h, 0)
+    pw = max((-(-w // stride) - 1) * stride + k - w, 0)
+    return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+
+
+def upsample2x_legacy(x: torch.Tensor) -> torch.Tensor:
+    """TF1 ``resize_bilinear`` to twice the size without half-pixel centres: output 2i is input i,
+    output 2i+1 is the mean of inputs i and i+1 (the last one repeated at the border)."""
+    def along(t: torch.Tensor, dim: int) -> torch.Tensor:
+        nxt = torch.cat([t.narrow(dim, 1, t.shape[dim] - 1), t.narrow(dim, t.shape[dim] - 1, 1)], dim)
+        both = torch.stack([t, 0.5 * (t + nxt)], dim + 1)
+        shape = list(t.shape)
+        shape[dim] *= 2
+        return both.reshape(shape)
+
+    return along(along(x, 2), 3)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3)
+        self.conv2 = nn.Conv2d(c, c, 3)
+
+    def forward(self, x):
+        h = F.leaky_relu(self.conv1(_same_pad(x, 3, 1)), LEAKY_SLOPE)
+        return x + self.conv2(_same_pad(h, 3, 1))
+
+
+class Generator(nn.Module):
+    """unet_generator; parameter names equal :func:`dctoon.ttn.conv_specs` names, so
+    ``state_dict()`` is the project's weights dict. BGR in [-1, 1], NCHW."""
+
+    def __init__(self, channel: int = 32, num_blocks: int = 4):
+        super().__init__()
+        self.channel, self.num_blocks = channel, num_blocks
+        for spec in conv_specs(channel, num_blocks):
+            if spec.name.startswith("block"):
+                continue
+            setattr(self, spec.name, nn.Conv2d(spec.cin, spec.cout, spec.k, spec.stride))
+        for i in range(num_blocks):
+            setattr(self, f"block{i}", ResBlock(4 * channel))
+        self._strides = {s.name: (s.k, s.stride) for s in conv_specs(channel, num_blocks)}
+
+    def _c(self, name: str, x, act: bool = True):
+        k, s = self._strides[name]
+        y = getattr(self, name)(_same_pad(x, k, s))
+        return F.leaky_relu(y, LEAKY_SLOPE) if act else y
+
+    def forward(self, x):
+        x0 = self._c("enc0", x)
+        x1 = self._c("enc1", self._c("down1", x0))
+        x2 = self._c("enc2", self._c("down2", x1))
+        for i in range(self.num_blocks):
+            x2 = getattr(self, f"block{i}")(x2)
+        x2 = self._c("dec2", x2)
+        x3 = self._c("dec1", self._c("up1", upsample2x_legacy(x2) + x1))
+        x4 = self._c("up0", upsample2x_legacy(x3) + x0)
+        return self._c("out", x4, act=False)
+
+    def numpy_weights(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in self.state_dict().items()}
+
+    def load_numpy_weights(self, weights: dict[str, np.ndarray]) -> None:
+        self.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
+
+
+def box_filter(x: torch.Tensor, r: int) -> torch.Tensor:
+    c = x.shape[1]
+    k = 2 * r + 1
+    return F.conv2d(x, x.new_ones(c, 1, k, k), padding=r, groups=c)
+
+
+def guided_filter(guide: torch.Tensor, src: torch.Tensor, r: int = 1, eps: float = 5e-3) -> torch.Tensor:
+    """Guided filter with zero-padded box sums normalised by the in-bounds count (as dctoon.ttn)."""
+    n = box_filter(guide.new_ones(1, 1, *guide.shape[-2:]), r)
+    mean_x, mean_y = box_filter(guide, r) / n, box_filter(src, r) / n
+    cov = box_filter(guide * src, r) / n - mean_x * mean_y
+    var = box_filter(guide * guide, r) / n - mean_x * mean_x
+    a = cov / (var + eps)
+    b = mean_y - a * mean_x
+    return box_filter(a, r) / n * guide + box_filter(b, r) / n
+
+
+# --------------------------------------------------------------------------------------------
+# discriminators and representations
+
+
+class PatchDiscriminator(nn.Module):
+    """White-box's ``disc_sn``: three (stride-2, stride-1) pairs of 3x3 spectral-norm convolutions
+    with LeakyReLU, then a 1x1 convolution giving one real/fake score per patch."""
+
+    def __init__(self, cin: int, channel: int = 32, layers: int = 3):
+        super().__init__()
+        sn = nn.utils.spectral_norm
+        mods: list[nn.Module] = []
+        c_prev = cin
+        for i in range(layers):
+            c = channel * 2 ** i
+            mods += [sn(nn.Conv2d(c_prev, c, 3, 2, 1)), nn.LeakyReLU(LEAKY_SLOPE),
+                     sn(nn.Conv2d(c, c, 3, 1, 1)), nn.LeakyReLU(LEAKY_SLOPE)]
+            c_prev = c
+        mods.append(sn(nn.Conv2d(c_prev, 1, 1)))
+        self.net = nn.Sequential(*mods)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def surface_rep(x: torch.Tensor) -> torch.Tensor:
+    """Surface representation: the image smoothed by itself (edge-preserving, r=5, eps=0.2)."""
+    return guided_filter(x, x, 5, 0.2)
+
+
+def texture_rep(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Texture representation: grey image with random channel weights (BGR input), per sample."""
+    n = x.shape[0]
+    lo = x.new_tensor([0.014, 0.487, 0.199])  # B, G, R weight ranges: [lo, lo + 0.2]
+    w = lo + 0.2 * torch.rand(n, 3, generator=gen).to(x)
+    grey = (x * w[:, :, None, None]).sum(1, keepdim=True) / w.sum(1)[:, None, None, None]
+    return grey
+
+
+def tv_loss(x: torch.Tensor) -> torch.Tensor:
+    return (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
+
+
+def _gauss_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    r = max(1, math.ceil(2.5 * sigma))
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    g = torch.exp(-0.5 * (t / sigma) ** 2)
+    g = g / g.sum()
+    c = x.shape[1]
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), g.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), g.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    return (0.114 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.299 * x[:, 2:3])
+
+
+def _gradients(x: torch.Tensor) -> torch.Tensor:
+    dx = x[..., :, 1:] - x[..., :, :-1]
+    dy = x[..., 1:, :] - x[..., :-1, :]
+    return torch.cat([dx[..., :-1, :], dy[..., :, :-1]], 1)
+
+
+VGG19_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512]  # up to conv4_4
+
+
+class VGG19Features(nn.Module):
+    """torchvision's ``vgg19().features`` up to relu4_4 (same indices, so its state dict loads)."""
+
+    def __init__(self):
+        super().__init__()
+        mods: list[nn.Module] = []
+        c = 3
+        for v in VGG19_CFG:
+            if v == "M":
+                mods.append(nn.MaxPool2d(2, 2))
+            else:
+                mods += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU(inplace=False)]
+                c = v
+        self.features = nn.Sequential(*mods)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def forward(self, bgr):  # [-1, 1] BGR -> relu4_4 features
+        rgb = (bgr.flip(1) + 1) / 2
+        return self.features((rgb - self.mean) / self.std)
+
+
+class ContentLoss(nn.Module):
+    """Structure-keeping content loss (see module docstring); pretrained VGG19 when given weights."""
+
+    def __init__(self, vgg_weights: str | None = None, lowpass_weight: float = 1.0, grad_weight: float = 1.0,
+                 flatten: bool = True):
+        super().__init__()
+        self.vgg = None
+        self.flatten = flatten
+        self.lowpass_weight, self.grad_weight = lowpass_weight, grad_weight
+        if vgg_weights:
+            vgg = VGG19Features()
+            state = torch.load(vgg_weights, map_location="cpu", weights_only=True)
+            state = {k: v for k, v in state.items() if k.startswith("features.")}
+            missing = vgg.features.load_state_dict({k[len("features."):]: v for k, v in state.items()
+                                                    if int(k.split(".")[1]) < len(vgg.features)}, strict=False)
+            if missing.missing_keys:
+                raise ValueError(f"VGG19 weights file lacks {missing.missing_keys[:4]}")
+            self.vgg = vgg.eval().requires_grad_(False)
+
+    def lowpass(self, x):
+        return F.avg_pool2d(_gauss_blur(x, 1.5), 4)
+
+    def flat(self, photo):
+        """Structure target: the photo flattened by an edge-preserving filter (the surface
+        representation), so outlines and facial features count but skin and hair texture do not
+        (the role superpixels play in White-box's structure loss)."""
+        return guided_filter(photo, photo, 4, 0.04).detach() if self.flatten else photo
+
+    def structure(self, x):
+        return _gradients(_grey(F.avg_pool2d(_gauss_blur(x, 1.0), 2)))
+
+    def forward(self, photo, out, mask: torch.Tensor | None = None):
+        if self.vgg is not None:
+            return F.l1_loss(self.vgg(out), self.vgg(photo))
+        loss = self.lowpass_weight * F.l1_loss(self.lowpass(out), self.lowpass(photo))
+        gp, go = self.structure(self.flat(photo)), self.structure(out)
+        loss = loss + self.grad_weight * (go - gp).abs().mean() * 4.0
+        return loss
+
+    def expression(self, photo, out, mask):
+        """Structure error weighted by a mask of Gaussian spots at the 5 landmarks (eyes, nose,
+        mouth corners), so expressions survive stylisation."""
+        gp, go = self.structure(self.flat(photo)), self.structure(out)
+        m = F.avg_pool2d(mask, 2)[..., : gp.shape[-2], : gp.shape[-1]]
+        return ((go - gp).abs() * m).sum() / (m.sum() * gp.shape[1] + 1e-6) * 4.0
+
+
+# --------------------------------------------------------------------------------------------
+# data and geometry calibration
+
+
+def load_folder(files: list[Path], size: int = 256) -> torch.Tensor:
+    """All images as one uint8 BGR tensor [N, 3, size, size] (small data sets fit in memory)."""
+    arr = np.stack([read_bgr(p, size) for p in files])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+
+
+def _landmark_mask(landmarks: np.ndarray | None, size: int, n: int) -> torch.Tensor:
+    """Gaussian spots (sigma ~ size/20) at the landmarks, [n, 1, size, size]."""
+    out = torch.zeros(n, 1, size, size)
+    if landmarks is None:
+        return out
+    yy, xx = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
+    sigma = size / 20
+    for i in range(n):
+        for x, y in landmarks[i]:
+            out[i, 0] += torch.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma ** 2))
+    return out.clamp_(0, 1)
+
+
+def geometry_batch(images: torch.Tensor, idx: torch.Tensor, res: int, crop: tuple[float, float],
+                   rotate: float, gen: torch.Generator, extra: torch.Tensor | None = None):
+    """Geometry calibration: random flip, scale (a window covering ``crop`` of the side) and rotation
+    (+-``rotate`` degrees), resampled to ``res`` px. Returns float BGR in [-1, 1] (and ``extra``
+    warped the same way)."""
+    x = images[idx].float() / 127.5 - 1.0
+    n = x.shape[0]
+    c = crop[0] + (crop[1] - crop[0]) * torch.rand(n, generator=gen)
+    ang = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(rotate)
+    flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
+    tx = (torch.rand(n, generator=gen) * 2 - 1) * (1 - c)
+    ty = (torch.rand(n, generator=gen) * 2 - 1) * (1 - c)
+    cos, sin = torch.cos(ang) * c, torch.sin(ang) * c
+    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, (n, 3, res, res), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    if extra is None:
+        return out, None
+    return out, F.grid_sample(extra[idx], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+# --------------------------------------------------------------------------------------------
+# settings and training loop
+
+
+
+def _save_grid(path: Path, rows: list[torch.Tensor]) -> None:
+    import cv2
+
+    cols = []
+    for t in rows:
+        t = ((t.detach().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        cols.append(np.concatenate(list(t), 0))
+    cv2.imwrite(str(path), np.concatenate(cols, 1))
+
+
+def _stop_time_reached(stop_at: str | None) -> bool:
+    if not stop_at:
+        return False
+    now = time.gmtime()
+    hh, mm = (int(v) for v in stop_at.split(":"))
+    return (now.tm_hour, now.tm_min) >= (hh, mm)
+
+
+class Trainer:
+    def __init__(self, s: TTNSettings):
+        self.s = s
+        torch.set_num_threads(s.threads)
+        torch.manual_seed(s.seed)
+        self.dev = torch.device(s.device)
+        self.out = Path(s.out)
+        (self.out / "samples").mkdir(parents=True, exist_ok=True)
+        self.gen = torch.Generator().manual_seed(s.seed)
+
+        photo_files = dataset_files(Path(s.photos), "train", s.holdout)
+        style_files = dataset_files(Path(s.styles), "train", 0.0)
+        if not photo_files or not style_files:
+            raise ValueError(f"no training images: {len(photo_files)} photos, {len(style_files)} exemplars")
+        self.photos = load_folder(photo_files)
+        self.styles = load_folder(style_files)
+        self.n_photos, self.n_styles = len(photo_files), len(style_files)
+        self.masks = None
+        if s.w_expression > 0:
+            lm_path = Path(s.photos) / LANDMARKS_FILE
+            lms = json.loads(lm_path.read_text()) if lm_path.exists() else {}
+            arr = np.array([lms.get(p.name, [[89.6, 110.0], [166.4, 110.0], [128, 148], [96, 182], [160, 182]])
+                            for p in photo_files], np.float32)  # fallback: template of an aligned 256 face
+            self.masks = _landmark_mask(arr, 256, len(photo_files))
+
+        self.G = Generator().to(self.dev)
+        self.Ds = PatchDiscriminator(3).to(self.dev)
+        self.Dt = PatchDiscriminator(1).to(self.dev)
+        self.content = ContentLoss(s.vgg_weights, s.lowpass_weight, s.grad_weight, s.flatten).to(self.dev)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), s.lr, betas=(0.5, 0.99))
+        self.opt_d = torch.optim.Adam(list(self.Ds.parameters()) + list(self.Dt.parameters()), s.lr,
+                                      betas=(0.5, 0.99))
+        self.step = 0
+        self.elapsed = 0.0
+        self.fixed = torch.arange(0, self.n_photos, max(1, self.n_photos // 6))[:6]
+        if s.resume and (self.out / "checkpoint.pt").exists():
+            self.load(self.out / "checkpoint.pt")
+
+    # -- checkpoints
+    def state(self) -> dict:
+        return {"G": self.G.state_dict(), "Ds": self.Ds.state_dict(), "Dt": self.Dt.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
+                "elapsed": self.elapsed, "settings": dataclasses.asdict(self.s), "rng": self.gen.get_state(),
+                "torch_rng": torch.get_rng_state(), "n_photos": self.n_photos, "n_styles": self.n_styles}
+
+    def save(self, path: Path | None = None) -> Path:
+        path = path or self.out / "checkpoint.pt"
+        tmp = path.with_suffix(".tmp")
+        torch.save(self.state(), tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load(self, path: Path) -> None:
+        st = torch.load(path, map_location=self.dev, weights_only=False)
+        self.G.load_state_dict(st["G"])
+        self.Ds.load_state_dict(st["Ds"])
+        self.Dt.load_state_dict(st["Dt"])
+        self.opt_g.load_state_dict(st["opt_g"])
+        self.opt_d.load_state_dict(st["opt_d"])
+        self.step, self.elapsed = st["step"], st["elapsed"]
+        self.gen.set_state(st["rng"])
+        torch.set_rng_state(st["torch_rng"])
+
+    # -- one step
+    def batch(self, images, n, masks=None):
+        idx = torch.randint(0, images.shape[0], (self.s.batch,), generator=self.gen)
+        x, m = geometry_batch(images, idx, self.s.res, self.s.crop, self.s.rotate, self.gen, masks)
+        return x.to(self.dev), (m.to(self.dev) if m is not None else None)
+
+    def forward_g(self, photo):
+        return guided_filter(photo, self.G(photo), 1, 5e-3)
+
+    def train_step(self) -> dict[str, float]:
+        s = self.s
+        photo, mask = self.batch(self.photos, self.n_photos, self.masks)
+        logs: dict[str, float] = {}
+        if self.step < s.warmup:  # content-only warm-up: reconstruct the photo
+            out = self.G(photo)
+            loss = F.l1_loss(out, photo)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_g.step()
+            self.step += 1
+            return {"recon": loss.item()}
+
+        cartoon, _ = self.batch(self.styles, self.n_styles)
+        out = self.forward_g(photo)
+
+        # discriminators (LSGAN)
+        tgen = torch.Generator().manual_seed(int(torch.randint(0, 2**31, (1,), generator=self.gen)))
+        fake_s, real_s = surface_rep(out.detach()), surface_rep(cartoon)
+        tex_in = torch.cat([out.detach(), cartoon])
+        tex = texture_rep(tex_in, tgen)
+        fake_t, real_t = tex[: photo.shape[0]], tex[photo.shape[0]:]
+        d_s = (self.Ds(real_s) - 1).pow(2).mean() + self.Ds(fake_s).pow(2).mean()
+        d_t = (self.Dt(real_t) - 1).pow(2).mean() + self.Dt(fake_t).pow(2).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        (d_s + d_t).backward()
+        self.opt_d.step()
+
+        # generator
+        g_s = (self.Ds(surface_rep(out)) - 1).pow(2).mean()
+        g_t = (self.Dt(texture_rep(out, tgen)) - 1).pow(2).mean()
+        c = self.content(photo, out)
+        tv = tv_loss(out)
+        loss = s.w_surface * g_s + s.w_texture * g_t + s.w_content * c + s.w_tv * tv
+        if mask is not None and s.w_expression > 0:
+            e = self.content.expression(photo, out, mask)
+            loss = loss + s.w_expression * e
+            logs["expr"] = e.item()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        self.step += 1
+        logs.update(d_s=d_s.item(), d_t=d_t.item(), g_s=g_s.item(), g_t=g_t.item(), content=c.item(),
+                    tv=tv.item(), g=loss.item())
+        return logs
+
+    @torch.no_grad()
+    def sample(self) -> Path:
+        x = self.photos[self.fixed].float() / 127.5 - 1.0  # full 256 px, as at inference
+        self.G.eval()
+        y = self.forward_g(x.to(self.dev))
+        self.G.train()
+        path = self.out / "samples" / f"{self.step:06d}.jpg"
+        _save_grid(path, [x, y])
+        return path
+
+    def run(self) -> Path:
+        s = self.s
+        t_last = time.time()
+        print(f"ttn: {self.n_photos} photos, {self.n_styles} exemplars, from step {self.step} to {s.steps}",
+              flush=True)
+        while self.step < s.steps:
+            logs = self.train_step()
+            now = time.time()
+            self.elapsed += now - t_last
+            t_last = now
+            if not all(math.isfinite(v) for v in logs.values()):
+                raise FloatingPointError(f"non-finite loss at step {self.step}: {logs}")
+            if self.step % 25 == 0 or self.step == 1:
+                rec = {"step": self.step, "elapsed_s": round(self.elapsed, 1),
+                       **{k: round(v, 5) for k, v in logs.items()}}
+                with open(self.out / "log.jsonl", "a") as log:
+                    log.write(json.dumps(rec) + "\n")
+                print(json.dumps(rec), flush=True)
+            stop = _stop_time_reached(s.stop_at)
+            if self.step % s.sample_every == 0:
+                self.sample()
+            if self.step % s.ckpt_every == 0 or self.step == s.steps or stop:
+                self.save()
+            if stop:
+                print(f"ttn: stop time {s.stop_at} reached at step {self.step}", flush=True)
+                break
+        self.save()
+        self.sample()
+        return self.out / "checkpoint.pt"
+
+
+def train_ttn(settings: TTNSettings) -> Path:
+    """Train (or resume) a TTN; returns the checkpoint path."""
+    return Trainer(settings).run()
+
+
+# --------------------------------------------------------------------------------------------
+# export
+
+
+def load_generator(checkpoint: str | Path) -> tuple[Generator, dict]:
+    st = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    g = Generator()
+    g.load_state_dict(st["G"])
+    return g.eval(), st
+
+
+def training_card(st: dict, metrics: dict | None = None, command: str | None = None) -> dict:
+    s = st["settings"]
+
+    def rel(p):
+        return os.path.relpath(p) if p and os.path.isabs(p) else p
+
+    card = {
+        "trainer": "dctoon.train.ttn (DCT-Net TTN recipe, PyTorch)",
+        "data": {"photos": rel(s["photos"]), "styles": rel(s["styles"]), "n_photos_train": st.get("n_photos"),
+                 "n_exemplars": st.get("n_styles"), "holdout": s["holdout"]},
+        "steps": st["step"], "warmup_steps": s["warmup"], "batch": s["batch"],
+        "resolution": f"{s['res']}px crops covering {s['crop'][0]:g}-{s['crop'][1]:g} of 256px images"
+                      " (fully convolutional: runs at any size)",
+        "hardware": "2-core CPU" if s["device"] == "cpu" else s["device"],
+        "wall_time_s": round(st["elapsed"], 1),
+        "losses": {k: s[k] for k in ("w_surface", "w_texture", "w_content", "w_tv", "w_expression")},
+        "content_loss": "vgg19-conv4_4" if s.get("vgg_weights") else "lowpass-L1 + gradient structure",
+        "init": "random (He/PyTorch default) + content-only warm-up",
+    }
+    if metrics:
+        card["metrics"] = metrics
+    if command:
+        card["command"] = command
+    return card
+
+
+def export(settings: ExportSettings) -> Path:
+    from dctoon.styles import save_style
+
+    g, st = load_generator(settings.checkpoint)
+    metrics = json.loads(Path(settings.metrics).read_text()) if settings.metrics else None
+    preview = None
+    if settings.preview:
+
+        from dctoon.ttn import reference_forward
+
+        bgr = read_bgr(Path(settings.preview), 256)
+        preview = reference_forward(g.numpy_weights(), bgr[None].astype(np.float32))[0][..., ::-1].copy()
+    w = g.numpy_weights()
+    return save_style(Path(settings.out), settings.name, w, w, description=settings.description,
+                      license=settings.license, source=settings.source,
+                      training=training_card(st, metrics, settings.command), preview=preview)

@@ -1,0 +1,220 @@
+"""Training at toy scale (CPU, seconds): generator parity with the numpy reference, TTN steps,
+resume, export round trip, data preparation, and the CCN path on a tiny random StyleGAN2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs the optional extra dctoon[train] (PyTorch)")
+
+from dctoon import ttn as ttn_ref
+from dctoon.train import _util, ccn
+from dctoon.train import ttn as ttn_train
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+PHOTOS = SHARED / "data" / "face-photos"
+ANIME = SHARED / "data" / "anime-faces"
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} not found: ../shared (real training data) is not beside the checkout")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _random_generator(seed: int = 0) -> ttn_train.Generator:
+    torch.manual_seed(seed)
+    g = ttn_train.Generator()
+    with torch.no_grad():  # larger than default init so every layer matters in the comparison
+        for p in g.parameters():
+            p.mul_(1.5)
+    return g.eval()
+
+
+def test_generator_matches_numpy_reference():
+    g = _random_generator()
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        y = g(x).permute(0, 2, 3, 1).numpy()
+    ref = ttn_ref.generator_forward(g.numpy_weights(), x.permute(0, 2, 3, 1).numpy())
+    assert np.abs(ref).max() > 0.05
+    assert np.abs(y - ref).max() < 1e-3
+    # names and shapes are the project's weights dict
+    specs = ttn_ref.conv_specs()
+    assert set(g.numpy_weights()) == {f"{s.name}.{p}" for s in specs for p in ("weight", "bias")}
+
+
+def test_guided_filter_and_upsample_match_reference():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (1, 20, 24, 3)).astype(np.float32)
+    y = rng.uniform(-1, 1, (1, 20, 24, 3)).astype(np.float32)
+    t = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2)
+    got = ttn_train.guided_filter(t(x), t(y), 1, 5e-3).permute(0, 2, 3, 1).numpy()
+    assert np.abs(got - ttn_ref.guided_filter(x, y, 1, 5e-3)).max() < 1e-4
+    up = ttn_train.upsample2x_legacy(t(x)).permute(0, 2, 3, 1).numpy()
+    assert np.abs(up - ttn_ref._resize_legacy(x)).max() < 1e-6
+
+
+def _toy_folders(tmp_path: Path, n_photos: int = 6, n_styles: int = 4) -> tuple[Path, Path]:
+    import cv2
+
+    rng = np.random.default_rng(0)
+    photos, styles = tmp_path / "photos", tmp_path / "styles"
+    photos.mkdir()
+    styles.mkdir()
+    for i in range(n_photos):
+        img = cv2.GaussianBlur(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), (7, 7), 2)
+        cv2.imwrite(str(photos / f"p{i}.png"), img)
+    for i in range(n_styles):
+        img = np.zeros((64, 64, 3), np.uint8)
+        img[:, : 32 + 4 * i] = (40 * i, 200, 120)
+        cv2.imwrite(str(styles / f"s{i}.png"), img)
+    return photos, styles
+
+
+def _toy_settings(tmp_path: Path, photos: Path, styles: Path, steps: int) -> ttn_train.TTNSettings:
+    return ttn_train.TTNSettings(photos=str(photos), styles=str(styles), out=str(tmp_path / "run"), steps=steps,
+                                 warmup=1, batch=2, res=32, sample_every=2, ckpt_every=2, holdout=0.0,
+                                 w_expression=0.5)
+
+
+def test_ttn_steps_resume_and_export(tmp_path, monkeypatch):
+    ort = pytest.importorskip("onnxruntime")
+    photos, styles = _toy_folders(tmp_path)
+    s = _toy_settings(tmp_path, photos, styles, steps=3)
+    trainer = ttn_train.Trainer(s)
+    assert trainer.n_photos == 6 and trainer.n_styles == 4
+    ckpt = trainer.run()
+    assert ckpt.exists() and list((tmp_path / "run" / "samples").glob("*.jpg"))
+    logs = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(v) for rec in logs for v in rec.values())
+
+    # resume continues from step 3 with the same weights
+    saved = torch.load(ckpt, weights_only=False)
+    resumed = ttn_train.Trainer(ttn_train.TTNSettings(**{**s.__dict__, "steps": 5, "resume": True}))
+    assert resumed.step == 3
+    for k, v in saved["G"].items():
+        assert torch.equal(resumed.G.state_dict()[k], v)
+    resumed.run()
+    assert torch.load(ckpt, weights_only=False)["step"] == 5
+
+    # export: a style folder whose ONNX matches the torch generator + guided filter
+    styles_mod = pytest.importorskip("dctoon.styles")
+    assert hasattr(styles_mod, "save_style")
+    out = ttn_train.export(ttn_train.ExportSettings(checkpoint=str(ckpt), out=str(tmp_path / "style"), name="toy",
+                                                    description="toy", license="test", source="test",
+                                                    command="pytest"))
+    card = json.loads((Path(out) / "style.json").read_text())
+    assert card["training"]["steps"] == 5 and card["training"]["command"] == "pytest"
+    sess = ort.InferenceSession(str(Path(out) / card["head"]["file"]), providers=["CPUExecutionProvider"])
+    bgr = np.random.default_rng(3).uniform(0, 255, (1, 32, 32, 3)).astype(np.float32)
+    got = sess.run(None, {sess.get_inputs()[0].name: bgr})[0].astype(np.int16)
+    g, _ = ttn_train.load_generator(ckpt)
+    x = torch.from_numpy(bgr).permute(0, 3, 1, 2) / 127.5 - 1
+    with torch.no_grad():
+        y = ttn_train.guided_filter(x, g(x), 1, 5e-3)
+    want = torch.clamp((y + 1) * 127.5, 0, 255).permute(0, 2, 3, 1).numpy().astype(np.uint8).astype(np.int16)
+    assert np.abs(got - want).max() <= 1  # truncation to uint8 may differ by one level
+
+
+def test_holdout_split_is_deterministic():
+    names = [f"img_{i:04d}.jpg" for i in range(200)]
+    train, held = _util.holdout_split(names, 0.1)
+    assert len(held) == 20 and len(train) == 180 and not set(train) & set(held)
+    assert _util.holdout_split(list(reversed(names)), 0.1) == (train, held)
+
+
+def test_prepare_writes_report(tmp_path):
+    pytest.importorskip("dctoon.face")
+    from dctoon.train.prepare import PrepareSettings, prepare
+
+    need(PHOTOS)
+    need(ANIME)
+    src = tmp_path / "src"
+    src.mkdir()
+    for p in sorted(PHOTOS.glob("*.jpg"))[:5]:
+        (src / p.name).write_bytes(p.read_bytes())
+    (src / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "data"
+    short = prepare(PrepareSettings(out=str(out), photos=str(src), styles=str(ANIME), limit=6))
+    report = json.loads((out / "report.json").read_text())
+    assert report["photos"]["found"] == 6
+    assert report["photos"]["dropped_files"]["broken.jpg"] == "unreadable"
+    assert report["photos"]["kept"] + sum(report["photos"]["dropped"].values()) == 6
+    assert report["styles"]["kept"] == 6  # exemplars are kept, centre-cropped when no face is found
+    split = json.loads((out / "photos" / "split.json").read_text())
+    assert len(split["eval"]) + len(split["train"]) == report["photos"]["kept"]
+    import cv2
+
+    for name in split["train"]:
+        assert cv2.imread(str(out / "photos" / name)).shape == (256, 256, 3)
+    assert short["photos"]["found"] == 6
+
+
+def test_ccn_tiny_finetune_swap_and_sample(tmp_path):
+    _, styles = _toy_folders(tmp_path)
+    s = ccn.CCNSettings(styles=str(styles), out=str(tmp_path / "ccn"), size=32, style_dim=32, n_mlp=2,
+                        channel_max=16, steps=2, batch=2, samples=4, sample_size=32, swap_res=8)
+    folder = ccn.run_ccn(s)
+    assert len(list(folder.glob("*.jpg"))) == 4
+    # the checkpoint is in rosinality's format and loads back (architecture inferred from it)
+    g, d, cfg = ccn.load_rosinality(tmp_path / "ccn" / "checkpoint.pt", config=None)
+    assert cfg["size"] == 32 and d is not None
+    assert ccn.infer_config(g.state_dict())["size"] == 32
+    # layer swapping: low-res layers (and mapping) from one model, the rest from the other
+    src, tgt = ccn.Generator(32, 32, 2, channel_max=16), ccn.Generator(32, 32, 2, channel_max=16)
+    mixed = ccn.layer_swap(src, tgt, 8).state_dict()
+    assert torch.equal(mixed["conv1.conv.weight"], src.state_dict()["conv1.conv.weight"])
+    assert torch.equal(mixed["convs.0.conv.weight"], src.state_dict()["convs.0.conv.weight"])  # 8 px
+    assert torch.equal(mixed["convs.2.conv.weight"], tgt.state_dict()["convs.2.conv.weight"])  # 16 px
+    assert torch.equal(mixed["style.1.weight"], src.state_dict()["style.1.weight"])
+    with torch.no_grad():
+        assert ccn.sample(ccn.layer_swap(src, tgt, 8), tmp_path / "s", 2, 32)[0].exists()
+
+
+def test_full_size_stylegan2_matches_rosinality_parameter_count():
+    # config-f at 1024: 30,370,060 generator and 29,012,513 discriminator parameters
+    g = ccn.Generator(1024)
+    assert sum(p.numel() for p in g.parameters()) == 30_370_060
+    assert sum(p.numel() for p in ccn.Discriminator(1024).parameters()) == 29_012_513
+
+
+def test_evaluate_metrics_and_sheet(tmp_path):
+    pytest.importorskip("dctoon.face")
+    pytest.importorskip("dctoon.styles")
+    from dctoon.train.evaluate import evaluate
+    from dctoon.train.settings import EvalSettings
+
+    need(PHOTOS)
+    photos = tmp_path / "held"
+    photos.mkdir()
+    names = [p.name for p in sorted(PHOTOS.glob("*.jpg"))[:3]]
+    for n in names:
+        (photos / n).write_bytes((PHOTOS / n).read_bytes())
+    _util.write_json(photos / _util.SPLIT_FILE, {"train": [], "eval": names})
+    _, styles = _toy_folders(tmp_path)
+    g = _random_generator()
+    from dctoon.styles import save_style
+
+    w = {k: v * 0 for k, v in g.numpy_weights().items()}  # zero generator: output = guided-filtered grey
+    w["out.bias"] = np.zeros(3, np.float32)
+    style = save_style(tmp_path / "style", "toy", w, description="toy", license="test", source="test")
+    sheet = tmp_path / "sheet.png"
+    result = evaluate(EvalSettings(style=str(style), photos=str(photos), exemplars=str(styles),
+                                   out=str(tmp_path / "m.json"), sheet=str(sheet), sheet_rows=2, sheet_cell=64))
+    assert result["n_eval"] == 3 and sheet.exists()
+    assert 0 <= result["ours"]["face_detected"] <= 1
+    assert 0 <= result["ours"]["colour_js"] <= 1 and 0 <= result["photos_unstylized"]["gradient_js"] <= 1
+    assert json.loads((tmp_path / "m.json").read_text())["n_eval"] == 3
