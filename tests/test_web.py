@@ -155,9 +155,13 @@ def test_start_page(page, server):
 
 
 def test_style_picker(page, server):
-    assert page.locator("#dctoon-styles img").count() == 2
+    from dctoon.styles import BUILTIN_DIR, CARD
+
+    builtin = [d for d in BUILTIN_DIR.iterdir() if (d / CARD).is_file()]
+    # the --style file first, then the built-in styles, then the imported user style 'toon'
+    assert page.locator("#dctoon-styles img").count() == 2 + len(builtin)
     assert page.locator("#dctoon-style input:checked").get_attribute("value") == STYLE  # --style is the default
-    page.locator("#dctoon-styles img").nth(1).click()  # a preview picks its style
+    page.locator("#dctoon-styles img").last.click()  # a preview picks its style
     page.wait_for_function("() => document.querySelector('#dctoon-style input:checked').value === 'toon'",
                            timeout=10_000)
     page.locator("#dctoon-styles img").nth(0).click()

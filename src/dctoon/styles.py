@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import difflib
 import errno
-import hashlib
 import json
 import os
 import re
@@ -40,6 +39,7 @@ import numpy as np
 
 from . import ttn
 from .errors import ModelError
+from .hub import sha256
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 CARD = "style.json"
@@ -123,14 +123,6 @@ def _official_for_folder(folder: Path) -> Official | None:
 
 # --------------------------------------------------------------------------------------------
 # Style folders and files
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _role(path: str) -> str | None:

@@ -112,17 +112,9 @@ class App:
             if Path(style).expanduser().exists():
                 found[Path(style).stem] = (str(Path(style).expanduser()), resolved.description or
                                            f"model file {Path(style).name}", None)
-        catalogue = getattr(st, "catalogue", None)
-        if catalogue is not None:
-            for e in catalogue():
-                if e.installed and e.name not in found:
-                    found[e.name] = (e.name, e.description, e.preview)
-        else:
-            for name in st.installed():
-                if name not in found:
-                    s = st.resolve(name)
-                    p = s.folder / s.card["preview"] if s.folder and s.card.get("preview") else None
-                    found[name] = (name, s.description, p if p and p.is_file() else None)
+        for e in st.catalogue():
+            if e.installed and e.name not in found:
+                found[e.name] = (e.name, e.description, e.preview)
         return found
 
     def describe(self, label: str) -> str:
