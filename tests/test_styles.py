@@ -325,8 +325,8 @@ def test_download_converts_and_works_offline(server, random_model, capsys):
     assert sorted(p.name for p in folder.iterdir()) == ["bg.onnx", "head.onnx", "preview.jpg", "style.json"]
     card = json.loads((folder / "style.json").read_text())
     assert card["name"] == "modelscope-3d" and card["license"] == "Apache-2.0"
-    assert card["head"]["sha256"] == styles.sha256(folder / "head.onnx")
-    assert card["background"]["sha256"] == styles.sha256(folder / "bg.onnx")
+    assert card["head"]["sha256"] == styles.file_sha256(folder / "head.onnx")
+    assert card["background"]["sha256"] == styles.file_sha256(folder / "bg.onnx")
     assert card["guided_filter"] == {"radius": 1, "eps": pytest.approx(5e-3)}
     assert card["background"]["guided_filter"] == {"radius": 2, "eps": pytest.approx(1e-2)}
     origin = card["origin"]
@@ -630,7 +630,7 @@ def test_name_clash_on_import_and_remove(random_model, tmp_path, capsys):
         code, _, err = run(["styles", "remove", b], capsys)
         assert code == 2 and "built-in" in one_line_error(err)
     code, out, err = run(["styles", "info", "mine"], capsys)
-    assert code == 0 and styles.sha256(styles.user_dir() / "mine" / "head.onnx") in out
+    assert code == 0 and styles.file_sha256(styles.user_dir() / "mine" / "head.onnx") in out
     code, out, err = run(["styles", "remove", "mine"], capsys)
     assert code == 0 and not (styles.user_dir() / "mine").exists()
     code, _, err = run(["styles", "remove", "mine"], capsys)

@@ -131,7 +131,7 @@ def _append(f, data: bytes) -> None:
     f.write(data)
 
 
-def sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -156,7 +156,7 @@ def fetch(model_id: str, revision: str, remote: RemoteFile, dest: Path, *, base:
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
     wanted = {s.lower() for s in (*sha256, remote.sha256) if s}
-    if dest.is_file() and (not wanted or {sha256(dest)} == wanted) and \
+    if dest.is_file() and (not wanted or {file_sha256(dest)} == wanted) and \
             (remote.size is None or dest.stat().st_size == remote.size):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -216,7 +216,7 @@ def fetch(model_id: str, revision: str, remote: RemoteFile, dest: Path, *, base:
         raise ModelError(f"download of {what} is incomplete ({_mb(size)} of {_mb(total)}): "
                          "run the same command again to resume")
     if wanted:
-        digest = sha256(part)
+        digest = file_sha256(part)
         if any(w != digest for w in wanted):  # the catalogue's and the listing's must both hold
             part.unlink()
             expected = sorted(w for w in wanted if w != digest)

@@ -39,7 +39,7 @@ import numpy as np
 
 from . import ttn
 from .errors import ModelError
-from .hub import sha256
+from .hub import file_sha256
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 CARD = "style.json"
@@ -251,7 +251,7 @@ def save_style(folder: Path, name: str, head: dict[str, np.ndarray], background:
                                              ("background", "bg.onnx", background or head, bg_filter)):
             model = ttn.build_onnx(weights, r, e, {"style": name, "role": role})
             (tmp / fname).write_bytes(model.SerializeToString())
-            files[role] = {"file": fname, "sha256": sha256(tmp / fname)}
+            files[role] = {"file": fname, "sha256": file_sha256(tmp / fname)}
         if tuple(bg_filter) != (radius, eps):
             files["background"]["guided_filter"] = {"radius": int(bg_filter[0]), "eps": float(bg_filter[1])}
         card = {
@@ -404,7 +404,7 @@ def _write_style(name: str, head: Path, background: Path, *, description: str, l
 
 
 def _files_card(*paths: Path) -> dict:
-    return {p.name: {"sha256": sha256(p), "size": p.stat().st_size} for p in dict.fromkeys(paths)}
+    return {p.name: {"sha256": file_sha256(p), "size": p.stat().st_size} for p in dict.fromkeys(paths)}
 
 
 def import_style(path: str | os.PathLike, name: str | None = None, *, preview: bool = True) -> Path:
@@ -478,7 +478,7 @@ def download(name: str, endpoint: str | None = None, *, revision: str | None = N
         expect = (known[role],) if role in known else ()
         local[role] = hub.fetch(o.model_id, rev, f, work / path, base=base, sha256=expect, progress=progress)
     origin = {"model_id": o.model_id, "revision": rev, "endpoint": base, "url": o.url,
-              "files": {p: {"sha256": sha256(local[r]), "size": local[r].stat().st_size}
+              "files": {p: {"sha256": file_sha256(local[r]), "size": local[r].stat().st_size}
                         for r, p in (("head", head_path), ("background", bg_path))}}
     try:
         out = _write_style(name, local["head"], local["background"], description=o.description, license=o.license,
