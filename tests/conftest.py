@@ -19,6 +19,22 @@ def need(path: Path) -> Path:
     return path
 
 
+def run(args, capsys) -> tuple[int, str, str]:
+    """The CLI in-process: exit code, stdout, stderr."""
+    from dctoon.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err: str) -> str:
+    """stderr holds exactly one 'dctoon: error:' line and no traceback; returns it."""
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("dctoon: error:"), err
+    return lines[0]
+
+
 @pytest.fixture(scope="session")
 def fp16_model() -> Path:
     return need(FP16)

@@ -10,27 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dctoon.cli import main
 from dctoon.images import read_image
 
-from conftest import FP16, IMAGES, need
+from conftest import FP16, IMAGES, need, one_line_error, run
 
 
 @pytest.fixture(scope="module")
 def portrait() -> np.ndarray:
     return np.asarray(Image.open(need(IMAGES / "portrait-512.jpg")).convert("RGB").resize((128, 128)))
-
-
-def run(args, capsys) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err: str) -> None:
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert lines and all(ln.startswith("dctoon: error:") for ln in lines), err
-    assert "Traceback" not in err
 
 
 def test_image_command_writes_output_at_input_resolution(tmp_path, capsys, fp16_model):

@@ -22,11 +22,10 @@ import numpy as np
 import pytest
 
 from dctoon import hub, styles, ttn
-from dctoon.cli import main
 from dctoon.errors import ModelError
 from dctoon.model import TTN
 
-from conftest import IMAGES, need
+from conftest import IMAGES, need, one_line_error, run
 from test_ttn import random_weights, tflite_reference
 
 REV = "v1.0.0"
@@ -219,18 +218,6 @@ def write_folder(folder: Path, files: dict[str, bytes]) -> Path:
     for name, data in files.items():
         (folder / name).write_bytes(data)
     return folder
-
-
-def run(args, capsys) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err: str) -> str:
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("dctoon: error:"), err
-    return lines[0]
 
 
 def assert_clean_cache() -> None:

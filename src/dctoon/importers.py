@@ -322,7 +322,8 @@ def read_any(path: Path) -> ImportedTTN:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
-    head = path.read_bytes()[:8] if path.stat().st_size else b""
+    with open(path, "rb") as f:
+        head = f.read(8)
     if not head:
         raise ModelError(f"{path}: empty model file")
     if head[4:8] == b"TFL3":

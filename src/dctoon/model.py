@@ -36,10 +36,8 @@ class TTN:
     def __init__(self, path: Path, threads: int = 0, tile: int = 1536, overlap: int = 96):
         path = Path(path)
         if path.suffix == ".onnx":
-            model_bytes = path.read_bytes() if path.is_file() else b""
-            if not model_bytes:
-                raise ModelError(f"{path}: model file not found or empty")
-            read_any(path)  # validates it is one of ours, with a clear message if not
+            read_any(path)  # missing, empty or not one of ours: a clear message
+            model_bytes = path.read_bytes()
         else:
             imported = read_any(path)
             model_bytes = ttn.build_onnx(imported.weights, imported.radius, imported.eps).SerializeToString()

@@ -28,7 +28,6 @@ import queue
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path

@@ -447,7 +447,7 @@ def theme():
 def serve(host: str = "127.0.0.1", port: int = 7860, style: str | None = None, *, faces: bool = True,
           min_face: int = 40, threads: int = 0, limits: Limits | None = None, block: bool = True):
     """Start the web app. Returns (demo, app) when ``block`` is False (the server runs in a thread)."""
-    gr = _gradio()
+    _gradio()  # fail early, with the install hint, before any model loads
     limits = limits or Limits()
     if limits.concurrency < 1 or limits.queue_size < 1:
         raise InputError("--concurrency and --queue-size must be at least 1")
