@@ -87,7 +87,7 @@ def _toy_folders(tmp_path: Path, n_photos: int = 6, n_styles: int = 4) -> tuple[
 def _toy_settings(tmp_path: Path, photos: Path, styles: Path, steps: int) -> ttn_train.TTNSettings:
     return ttn_train.TTNSettings(photos=str(photos), styles=str(styles), out=str(tmp_path / "run"), steps=steps,
                                  warmup=1, batch=2, res=32, sample_every=2, ckpt_every=2, holdout=0.0,
-                                 w_expression=0.5)
+                                 w_expression=0.5, w_superpixel=1.0, superpixels=20)
 
 
 def test_ttn_steps_resume_and_export(tmp_path, monkeypatch):
@@ -127,6 +127,17 @@ def test_ttn_steps_resume_and_export(tmp_path, monkeypatch):
         y = ttn_train.guided_filter(x, g(x), 1, 5e-3)
     want = torch.clamp((y + 1) * 127.5, 0, 255).permute(0, 2, 3, 1).numpy().astype(np.uint8).astype(np.int16)
     assert np.abs(got - want).max() <= 1  # truncation to uint8 may differ by one level
+
+
+def test_superpixel_structure_target_is_flat_and_keeps_flat_images():
+    """White-box's structure representation: segment means; a flat image is its own target."""
+    x = torch.zeros(1, 3, 32, 32)
+    x[:, :, :, 16:] = 0.5
+    torch.testing.assert_close(ttn_train.superpixel_rep(x, 20), x, atol=1e-6, rtol=0)
+    noisy = x + 0.05 * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    flat = ttn_train.superpixel_rep(noisy, 20)
+    assert (flat - x).abs().mean() < 0.9 * (noisy - x).abs().mean()  # noise partly averaged away
+    assert len(torch.unique(flat[0, 0])) <= 40
 
 
 def test_holdout_split_is_deterministic():

@@ -43,6 +43,8 @@ class TTNSettings:
     w_content: float = _f(10.0, "content loss weight")
     w_tv: float = _f(1.0, "total variation weight")
     w_expression: float = _f(0.0, "expression term weight (structure error around the 5 landmarks)")
+    w_superpixel: float = _f(0.0, "structure weight: L1 to the output's own superpixel mean colours (White-box)")
+    superpixels: int = _f(150, "SLIC superpixels per training crop for the structure term")
     lowpass_weight: float = _f(1.0, "content loss: low-pass L1 part")
     grad_weight: float = _f(1.0, "content loss: gradient (structure) part")
     flatten: bool = _f(True, "content loss: take the structure target from the edge-preserving flattened photo")
