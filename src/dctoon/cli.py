@@ -26,13 +26,26 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="CPU threads for inference (default: all cores)")
 
 
+def _add_frame_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--mode", choices=("all", "person", "background"), default="all",
+                   help="what is stylized: all (default), the person over the original background, or the "
+                        "background around the original person (person segmentation, fetched once)")
+    p.add_argument("--background", metavar="BG",
+                   help="replace what is behind the stylized person: blur, a colour (#1e90ff, white), an image "
+                        "file" + (", or transparent (PNG with alpha)" if what == "image" else ""))
+    p.add_argument("--crop", metavar="W:H",
+                   help="auto-crop to this aspect ratio around the faces (9:16, 1:1, 4:5, 16:9, ...)"
+                        + ("; a smooth virtual camera follows the main face or group" if what == "video" else ""))
+
+
 def _load(args):
     from .pipeline import Settings, load
 
     if args.max_side is not None and args.max_side < 8:
         raise InputError("--max-side must be at least 8")
     settings = Settings(max_side=args.max_side, faces=not args.no_faces, min_face=args.min_face,
-                        threads=args.threads)
+                        threads=args.threads, mode=getattr(args, "mode", "all"),
+                        background=getattr(args, "background", None), crop=getattr(args, "crop", None))
     return load(args.style, settings)
 
 
@@ -63,7 +76,9 @@ def cmd_image(args) -> int:
         for src in tqdm(paths, unit="img", disable=len(paths) < 2, file=sys.stderr):
             try:
                 image = read_image(src, max_side=args.max_side)
-                dst = _output_path(src, out, len(paths) == 1, style, image.shape[2] == 4)
+                alpha = image.shape[2] == 4 or (cartoonizer.backdrop is not None
+                                                 and cartoonizer.backdrop.kind == "transparent")
+                dst = _output_path(src, out, len(paths) == 1, style, alpha)
                 if dst.resolve() == src.resolve():
                     raise InputError(f"{dst}: refusing to overwrite the input")
                 write_image(dst, cartoonizer.stylize(image))
@@ -185,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUTPUT",
                    help="output file (one input) or folder (default: current folder, NAME_STYLE.EXT)")
     _add_style_options(p)
+    _add_frame_options(p, "image")
     p.set_defaults(func=cmd_image)
 
     p = sub.add_parser("video", help="stylize a video", description=(
@@ -193,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUTPUT",
                    help="output .mp4/.mov/.m4v/.mkv file or folder (default: NAME_STYLE.mp4 here)")
     _add_style_options(p)
+    _add_frame_options(p, "video")
     p.add_argument("--start", type=float, metavar="S", help="start at S seconds of the input")
     p.add_argument("--end", type=float, metavar="S", help="stop at S seconds of the input")
     p.add_argument("--crf", type=int, default=20, metavar="N",

@@ -85,6 +85,10 @@ class Face:
         height = float(self.box[3] - self.box[1])
         return math.sqrt(max(width, 0.0) * max(height, 0.0))
 
+    def shifted(self, dx: float, dy: float) -> "Face":
+        """The same face in a crop whose origin is at (dx, dy) of this face's image."""
+        return Face(self.box - np.float32([dx, dy, dx, dy]), self.score, self.landmarks - np.float32([dx, dy]))
+
 
 def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union") -> np.ndarray:
     """Greedy non-maximum suppression; returns the indices kept, best score first.

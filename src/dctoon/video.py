@@ -37,7 +37,9 @@ import cv2
 import numpy as np
 
 from .errors import InputError
+from .crop import crop_window
 from .images import check_input
+from .matte import blend as matte_blend
 
 __all__ = ["VideoResult", "FrameStylizer", "stylize_video", "probe"]
 
@@ -125,14 +127,19 @@ class FrameStylizer:
 
         self.cartoonizer = cartoonizer
         self.temporal = temporal
-        faces = cartoonizer.settings.faces
-        self.tracker = FaceTracker(cartoonizer.detector.detect, detect_every) if faces and temporal else None
+        self.heads = cartoonizer.settings.faces and cartoonizer.settings.mode != "background"
+        self.tracker = FaceTracker(cartoonizer.detector.detect, detect_every) if self.heads and temporal else None
         self.blender = TemporalBlender(blend) if temporal and blend > 0 else None
+        self.smoother = None
+        if cartoonizer.segmented and temporal:
+            from .segment import MaskSmoother
+
+            self.smoother = MaskSmoother()
         self.last_faces: list = []
 
     def __call__(self, bgr: np.ndarray, t: float) -> np.ndarray:
         c = self.cartoonizer
-        if not c.settings.faces:
+        if not self.heads:
             faces, weights = [], []
         elif self.tracker is not None:
             faces, weights, _ = self.tracker.update(bgr, t)
@@ -144,7 +151,13 @@ class FrameStylizer:
         faces, weights = [faces[i] for i in keep], [weights[i] for i in keep]
         self.last_faces = faces
         out = c.stylize_bgr(bgr, faces, weights) if faces else c.stylize_bgr(bgr, [])
-        return self.blender(bgr, out) if self.blender is not None else out
+        out = self.blender(bgr, out) if self.blender is not None else out
+        if c.segmented:  # matte after blending: the stylized layer is smoothed, the photo is not
+            rgb = np.ascontiguousarray(bgr[..., ::-1])
+            mask = c.segmenter(rgb)
+            mask = self.smoother(rgb, mask) if self.smoother is not None else mask
+            out = matte_blend(bgr, out, mask, c.settings.mode, c.backdrop)
+        return out
 
 
 def _upright(bgr: np.ndarray, rotation: int) -> np.ndarray:
@@ -166,6 +179,24 @@ def _even(bgr: np.ndarray) -> np.ndarray:
     if h % 2 or w % 2:
         bgr = cv2.copyMakeBorder(bgr, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
     return bgr
+
+
+def _plan_crop(cartoonizer, src: Path, start, end, show: bool) -> np.ndarray | None:
+    """Auto-crop's first pass: the whole span analysed for faces, a smooth camera path planned."""
+    if cartoonizer.aspect is None:
+        return None
+    from tqdm import tqdm
+
+    from .crop import plan_video
+
+    with tqdm(unit="frame", disable=not show, file=sys.stderr, desc="framing", dynamic_ncols=True) as pbar:
+        def report(done: int, total: int) -> None:
+            pbar.total = max(total, done)
+            pbar.update(done - pbar.n)
+
+        windows, _ = plan_video(src, cartoonizer.aspect, cartoonizer.detector, start=start, end=end,
+                                progress=report)
+    return windows
 
 
 class _Worker(threading.Thread):
@@ -246,6 +277,9 @@ def stylize_video(
         raise InputError(f"start must be >= 0, got {start}")
     if end is not None and end <= (start or 0):
         raise InputError(f"end ({end}) must be after start ({start or 0})")
+    if cartoonizer.backdrop is not None and cartoonizer.backdrop.kind == "transparent":
+        raise InputError("a transparent background needs an image output (PNG); for video choose blur, "
+                         "a colour or an image")
 
     vin = _open(src)
     vs = _video_stream(vin)
@@ -261,7 +295,9 @@ def stylize_video(
         except av.FFmpegError:
             pass  # not seekable: decode from the beginning and drop frames
 
-    # --- decoder thread: upright, resized, even-sized BGR frames with their timestamps -------
+    windows = _plan_crop(cartoonizer, src, start, end, sys.stderr.isatty() if bar is None else bar)
+
+    # --- decoder thread: upright, cropped, resized, even-sized BGR frames with their timestamps
     stop = threading.Event()
     frames_q: queue.Queue = queue.Queue(_QUEUE)
     max_side = cartoonizer.settings.max_side
@@ -280,8 +316,10 @@ def stylize_video(
                     continue
                 if end is not None and t >= end - 1e-6:
                     break
-                bgr = frame.to_ndarray(format="bgr24")
-                bgr = _even(_fit(_upright(bgr, frame.rotation), max_side))
+                bgr = _upright(frame.to_ndarray(format="bgr24"), frame.rotation)
+                if windows is not None:  # the virtual camera's window for this frame, at full resolution
+                    bgr = np.ascontiguousarray(crop_window(bgr, windows[min(count, len(windows) - 1)]))
+                bgr = _even(_fit(bgr, max_side))
                 dur = frame.duration if frame.duration else None
                 count += 1
                 if not _put(frames_q, (bgr, frame.pts, dur, t), stop):

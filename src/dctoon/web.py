@@ -25,7 +25,6 @@ running as a service, not only as a demo:
 from __future__ import annotations
 
 import atexit
-import copy
 import dataclasses
 import functools
 import html
@@ -50,6 +49,11 @@ log = logging.getLogger("dctoon.web")
 IMAGE_API = "stylize_image"
 VIDEO_API = "stylize_video"
 PORTRAIT, FRAME = "portrait", "frame"
+ORIGINAL = "original"
+PARTS = [("Everything / 全部", "all"), ("Person only / 仅人物", "person"), ("Background only / 仅背景", "background")]
+BACKDROPS = [("Keep / 保留", "keep"), ("Blur / 虚化", "blur"), ("Colour / 纯色", "color"), ("Image / 图片", "image"),
+             ("Transparent (photos) / 透明（照片）", "transparent")]
+CROPS = [("Original / 原始", ORIGINAL), ("9:16", "9:16"), ("1:1", "1:1"), ("4:5", "4:5"), ("16:9", "16:9")]
 SIZES = [("Original / 原尺寸", 0), ("2048", 2048), ("1536", 1536), ("1024", 1024), ("720", 720), ("512", 512)]
 
 CSS = """
@@ -124,7 +128,8 @@ class App:
         p = Path(style).expanduser()
         return p.stem if p.exists() else style
 
-    def cartoonizer(self, label: str, mode: str, max_side: int | None):
+    def cartoonizer(self, label: str, mode: str, max_side: int | None, part: str = "all",
+                    background: str | None = None, crop: str | None = None):
         """A Cartoonizer for one job: the loaded models shared, the job's settings its own."""
         from .pipeline import Cartoonizer
 
@@ -139,12 +144,15 @@ class App:
 
                 base = Cartoonizer(resolve(self.styles[label][0]), dataclasses.replace(self.base))
                 self._models[label] = base
-            if mode == PORTRAIT and self.limits.concurrency == 1:
-                base.detector  # noqa: B018 - build it once, shared by the jobs (they run one at a time)
-        job = copy.copy(base)
-        job.settings = dataclasses.replace(base.settings, faces=mode == PORTRAIT, max_side=self.max_side(max_side))
-        if self.limits.concurrency > 1:   # the face detector is not safe to share between threads
-            job._detector, job._masks = None, {}
+            job = base.configure(faces=mode == PORTRAIT, max_side=self.max_side(max_side), mode=part or "all",
+                                 background=background or None, crop=None if crop in (None, "", ORIGINAL) else crop)
+            if job.segmented:
+                job.segmenter  # noqa: B018 - built once under the lock, shared by every job (ORT runs are thread-safe)
+            if (mode == PORTRAIT or job.aspect) and self.limits.concurrency == 1:
+                job.detector  # noqa: B018 - likewise, for jobs that run one at a time
+        if self.limits.concurrency > 1:  # MTCNN keeps per-call state: one detector per concurrent job
+            job._lazy = {k: v for k, v in job._lazy.items() if k == "segmenter"}
+            job._masks = {}
         return job
 
     def max_side(self, requested) -> int | None:
@@ -228,15 +236,17 @@ class App:
         return items
 
     # ---------------------------------------------------------------- jobs
-    def stylize_image(self, path, label, mode, max_side):
+    def stylize_image(self, path, label, mode, max_side, part="all", background=None, crop=None):
         from .images import read_image, write_image
 
         if not path:
             raise InputError("no image: upload a photo first / 请先上传照片")
         size = self.max_side(max_side)
-        c = self.cartoonizer(label, mode, size)
+        c = self.cartoonizer(label, mode, size, part, background, crop)
         image = read_image(Path(path), max_side=size)
         result = c.stylize(image)
+        if c.aspect is not None:  # the slider compares like with like: the same window of the photo
+            image = c.crop_photo(image)
         if result.shape[:2] != image.shape[:2]:  # keep the slider's two sides the same size
             import numpy as np
             from PIL import Image
@@ -247,7 +257,8 @@ class App:
         write_image(dst, result)
         return (image, result), str(dst)
 
-    def stylize_video(self, path, label, mode, max_side, start, end, progress=None):
+    def stylize_video(self, path, label, mode, max_side, start, end, progress=None, part="all", background=None,
+                      crop=None):
         from .video import probe
 
         if not path:
@@ -269,7 +280,7 @@ class App:
             raise InputError(f"the video is {span:.1f} s long; this server stylizes at most {limit:g} s at a time: "
                              f"set start/end to a part of at most {limit:g} s / 视频过长（{span:.1f} 秒），"
                              f"每次最多 {limit:g} 秒，请设置起止时间")
-        c = self.cartoonizer(label, mode, max_side)
+        c = self.cartoonizer(label, mode, max_side, part, background, crop)
         dst = self.job_dir() / f"{path.stem[:60] or 'video'}_{label}.mp4"
         began = time.monotonic()
 
@@ -289,6 +300,19 @@ class App:
         summary = (f"{result.frames} frames / 帧 · {result.duration:.2f} s · {w}x{h} · {audio} · "
                    f"{time.monotonic() - began:.1f} s")
         return str(result.path), summary
+
+
+def backdrop_value(kind: str | None, color: str | None, image: str | None) -> str | None:
+    """The page's background choice as ``Settings.background`` (None: keep the photo's)."""
+    if kind in (None, "", "keep"):
+        return None
+    if kind == "color":
+        return color or "#ffffff"
+    if kind == "image":
+        if not image:
+            raise InputError("background image: upload one first / 请先上传背景图片")
+        return str(image)
+    return kind
 
 
 def _clock(seconds: float) -> str:
@@ -374,6 +398,16 @@ def build(app: App, url: str = "http://127.0.0.1:7860/"):
                 size = gr.Dropdown(sizes, value=1024 if any(s[1] == 1024 for s in sizes) else sizes[0][1],
                                    label="Output size, longest side / 输出尺寸（长边像素）",
                                    allow_custom_value=True, elem_id="dctoon-size")
+        with gr.Accordion("Person, background and framing / 人物、背景与构图", open=False, elem_id="dctoon-more"):
+            with gr.Row():
+                part = gr.Radio(PARTS, value="all", label="Stylize / 卡通化范围", elem_id="dctoon-part")
+                crop = gr.Radio(CROPS, value=ORIGINAL, label="Auto-crop / 自动裁切", elem_id="dctoon-crop")
+            with gr.Row():
+                backdrop = gr.Radio(BACKDROPS, value="keep", label="Behind the person / 人物背景",
+                                    elem_id="dctoon-backdrop")
+                color = gr.ColorPicker("#ffffff", label="Colour / 颜色", elem_id="dctoon-color")
+                bg_image = gr.Image(type="filepath", sources=["upload"], label="Background image / 背景图片",
+                                    height=120, elem_id="dctoon-bg-image")
 
         def pick(evt: gr.SelectData):
             labels = app.preview_labels
@@ -419,17 +453,24 @@ def build(app: App, url: str = "http://127.0.0.1:7860/"):
         with gr.Accordion("API · 接口 (gradio_client)", open=False):
             gr.Markdown(api_help(url, app.default))
 
-        def stylize_image(image, style_name, mode_name, max_side):
+        def stylize_image(image, style_name, mode_name, max_side, part_name="all", backdrop_kind="keep",
+                          color_value="#ffffff", backdrop_image=None, crop_name=ORIGINAL):
             """Stylize a photo: returns (input, result) and the result as a PNG file."""
-            return app.stylize_image(image, style_name, mode_name, max_side)
+            return app.stylize_image(image, style_name, mode_name, max_side, part_name,
+                                     backdrop_value(backdrop_kind, color_value, backdrop_image), crop_name)
 
-        def stylize_video(video, style_name, mode_name, max_side, start_s, end_s, progress=gr.Progress()):
+        def stylize_video(video, style_name, mode_name, max_side, start_s, end_s, part_name="all",
+                          backdrop_kind="keep", color_value="#ffffff", backdrop_image=None, crop_name=ORIGINAL,
+                          progress=gr.Progress()):
             """Stylize a video (audio kept): returns the result video and a summary line."""
-            return app.stylize_video(video, style_name, mode_name, max_side, start_s, end_s, progress)
+            return app.stylize_video(video, style_name, mode_name, max_side, start_s, end_s, progress, part_name,
+                                     backdrop_value(backdrop_kind, color_value, backdrop_image), crop_name)
 
-        image_go.click(_guard(stylize_image, 0), [image_in, style, mode, size], [image_out, image_file],
+        look = [part, backdrop, color, bg_image, crop]
+        image_go.click(_guard(stylize_image, 0), [image_in, style, mode, size, *look], [image_out, image_file],
                        api_name=IMAGE_API, concurrency_id="dctoon", concurrency_limit=lim.concurrency)
-        video_go.click(_guard(stylize_video, 0), [video_in, style, mode, size, start, end], [video_out, video_info],
+        video_go.click(_guard(stylize_video, 0), [video_in, style, mode, size, start, end, *look],
+                       [video_out, video_info],
                        api_name=VIDEO_API, concurrency_id="dctoon", concurrency_limit=lim.concurrency,
                        show_progress="full")
     demo.queue(max_size=lim.queue_size, default_concurrency_limit=lim.concurrency)
