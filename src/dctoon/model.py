@@ -73,14 +73,19 @@ class TTN:
 
 def _tiles(h: int, w: int, tile: int, overlap: int):
     """Overlapping windows covering the image, starting on multiples of 4 so that the
-    network's stride-2 stages sample each tile in phase with the whole image."""
+    network's stride-2 stages sample each tile in phase with the whole image.
+
+    As few tiles as ``tile`` allows, each only as long as needed for ``overlap`` px of overlap
+    with its neighbour (not a full ``tile``): same seams, about half the work of full tiles at 4K.
+    """
     def spans(size: int) -> list[tuple[int, int]]:
         if size <= tile:
             return [(0, size)]
         n = -(-(size - overlap) // (tile - overlap))
-        step = (size - tile) / (n - 1)
+        length = int(min(-(-((size + (n - 1) * overlap) / n + 4) // 4) * 4, tile))
+        step = (size - length) / (n - 1)
         starts = [int(i * step) // 4 * 4 for i in range(n)]
-        return [(a, size if i == n - 1 else a + tile) for i, a in enumerate(starts)]
+        return [(a, size if i == n - 1 else a + length) for i, a in enumerate(starts)]
 
     for y0, y1 in spans(h):
         for x0, x1 in spans(w):
