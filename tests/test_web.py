@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -51,6 +52,12 @@ def server(tmp_path_factory):
     # a second style, installed the way users do (model card + preview): the picker shows both
     subprocess.run([sys.executable, "-m", "dctoon", "styles", "import", str(FP16), "--name", "toon"],
                    env=env, check=True, capture_output=True)
+    # the person segmentation model, as `dctoon models download` leaves it (fetched once per machine)
+    from dctoon import segment
+
+    model = segment.ensure_model()
+    (tmp / "home" / "models").mkdir(parents=True, exist_ok=True)
+    shutil.copy(model, tmp / "home" / "models" / model.name)
     log = open(tmp / "server.log", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "dctoon", "serve", "--port", str(port), "--style", str(FP16),
                              "--max-video-seconds", "5", "--max-upload-mb", "2", "--threads", "2"],
@@ -256,3 +263,25 @@ def test_gradio_client(server, portrait, tmp_path):
         client.predict(handle_file(str(clip)), STYLE, "frame", SIZE, 0, 0, api_name="/stylize_video")
     with pytest.raises(AppError, match="unknown style|not in the list"):
         client.predict(handle_file(str(portrait)), "no-such-style", "portrait", SIZE, api_name="/stylize_image")
+
+
+def test_person_backdrop_and_crop_through_the_api(server, portrait, tmp_path):
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    client = Client(server["url"], verbose=False, download_files=str(tmp_path))
+    (before, after), png = client.predict(handle_file(str(portrait)), STYLE, "portrait", SIZE, "person", "color",
+                                          "#00ff00", None, "9:16", api_name="/stylize_image")
+    out = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    h, w = out.shape[:2]
+    assert abs(w / h - 9 / 16) < 0.03 and Image.open(before).size == (w, h)
+    green = (np.abs(out - (0, 255, 0)).max(2) <= 2).mean()
+    assert 0.05 < green < 0.8, green  # the backdrop shows around the person, the person is not green
+
+
+def test_person_and_framing_options_on_the_page(page):
+    page.get_by_text("Person, background and framing / 人物、背景与构图").click()
+    page.get_by_text("Person only / 仅人物").wait_for(timeout=10_000)
+    page.get_by_text("Blur / 虚化").click()
+    page.get_by_text("9:16").first.click()
+    _shot(page, "options.png")

@@ -364,10 +364,16 @@ client = Client("{url}")
 # video: start/end in seconds (end 0 = to the end); returns (result video, summary)
 video, summary = client.predict(
     handle_file("clip.mp4"), "{style}", "{PORTRAIT}", 720, 0, 10, api_name="/{VIDEO_API}")
+# optional, after those: stylize, behind the person, colour, background image, auto-crop
+(before, after), png = client.predict(
+    handle_file("me.jpg"), "{style}", "{PORTRAIT}", 1024, "person", "color", "#1e90ff", None, "4:5",
+    api_name="/{IMAGE_API}")
 ```
 
 Mode: `"{PORTRAIT}"` (faces refined by the head model + background) or `"{FRAME}"` (whole frame,
-background model only). Size: longest side in pixels, `0` = original. Errors come back as
+background model only). Size: longest side in pixels, `0` = original. Stylize: `"all"`, `"person"`,
+`"background"`. Behind the person: `"keep"`, `"blur"`, `"color"` (the colour), `"image"` (the background
+image), `"transparent"` (photos). Auto-crop: `"original"` or `W:H`. Errors come back as
 `gradio_client.exceptions.AppError` with the same message as in the page.
 """
 
