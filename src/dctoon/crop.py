@@ -367,7 +367,7 @@ def analyze(
     """
     import av
 
-    from .video import _open, _short, _upright, _video_stream
+    from .video import _short, _upright, open_span, span_frames
 
     if every < 1:
         raise InputError(f"detect every must be >= 1 frame, got {every}")
@@ -375,21 +375,9 @@ def analyze(
         raise InputError(f"analysis max_side must be >= 64, got {max_side}")
     began = time.perf_counter()
     path = Path(path)
-    container = _open(path)
+    container, vs, rate, total = open_span(path, start, end)
+    rate = float(rate)
     try:
-        vs = _video_stream(container)
-        vs.thread_type = "AUTO"
-        tb = vs.time_base
-        rate = float(vs.average_rate or vs.guessed_rate or 25)
-        duration = float(vs.duration * tb) if vs.duration else (container.duration or 0) / 1e6
-        span = (min(end, duration) if end is not None and duration else (end or duration)) - (start or 0)
-        total = max(1, round(span * rate)) if span and span > 0 else (vs.frames or 0)
-        if start:
-            try:
-                container.seek(int(start / tb), stream=vs, backward=True)
-            except av.FFmpegError:
-                pass  # not seekable: decode from the beginning and drop frames
-
         times: list[float] = []
         detected: list[int] = []
         faces: list[list[Face]] = []
@@ -405,14 +393,7 @@ def analyze(
             return [Face(f.box * np.tile(scale, 2), f.score, f.landmarks * scale) for f in detector.detect(rgb)]
 
         try:
-            for frame in container.decode(vs):
-                if frame.pts is None:
-                    continue
-                t = float(frame.pts * tb)
-                if start is not None and t < start - 1e-6:
-                    continue
-                if end is not None and t >= end - 1e-6:
-                    break
+            for frame, t in span_frames(container, vs, start, end):
                 i = len(times)
                 rotation = frame.rotation
                 quarter = round(rotation / 90) % 2

@@ -18,7 +18,6 @@ import math
 import os
 import struct
 import tarfile
-import tempfile
 import urllib.parse
 import zipfile
 from dataclasses import dataclass
@@ -107,15 +106,12 @@ def _sha(data: bytes) -> str:
 
 
 def _write_atomic(dest: Path, data: bytes) -> None:
-    """Temp file beside ``dest`` + rename: a reader never sees half a model."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    """Temp file beside ``dest`` + rename (a reader never sees half a model); a model error if it fails."""
+    from .images import atomic_write
+
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, dest)
+        atomic_write(dest, data)
     except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
         raise ModelError(f"cannot write {dest}: {e.strerror or e}") from None
 
 

@@ -160,6 +160,42 @@ class FrameStylizer:
         return out
 
 
+def open_span(path: Path, start: float | None, end: float | None):
+    """Open a video for decoding the span [start, end) seconds: (container, video stream, frame
+    rate, estimated frame count), already sought to just before ``start``."""
+    import av
+
+    container = _open(path)
+    vs = _video_stream(container)
+    vs.thread_type = "AUTO"
+    tb = vs.time_base
+    rate = vs.average_rate or vs.guessed_rate or Fraction(25)
+    duration = float(vs.duration * tb) if vs.duration else (container.duration or 0) / 1e6
+    span_end = min(end, duration) if end is not None and duration else (end or duration)
+    total = max(1, round((span_end - (start or 0)) * float(rate))) if span_end else (vs.frames or 0)
+    if start:
+        try:
+            container.seek(int(start / tb), stream=vs, backward=True)
+        except av.FFmpegError:
+            pass  # not seekable: decode from the beginning and drop frames
+    return container, vs, rate, total
+
+
+def span_frames(container, vs, start: float | None, end: float | None):
+    """The decoded frames of the span [start, end) with their time in seconds (frame ``i`` here is
+    frame ``i`` for every pass over the same span: auto-crop's analysis and the stylizer)."""
+    tb = vs.time_base
+    for frame in container.decode(vs):
+        if frame.pts is None:
+            continue
+        t = float(frame.pts * tb)
+        if start is not None and t < start - 1e-6:
+            continue
+        if end is not None and t >= end - 1e-6:
+            return
+        yield frame, t
+
+
 def _upright(bgr: np.ndarray, rotation: int) -> np.ndarray:
     """Apply a display-matrix rotation (degrees counter-clockwise, as FFmpeg reports it)."""
     k = round(rotation / 90) % 4
@@ -281,19 +317,8 @@ def stylize_video(
         raise InputError("a transparent background needs an image output (PNG); for video choose blur, "
                          "a colour or an image")
 
-    vin = _open(src)
-    vs = _video_stream(vin)
-    vs.thread_type = "AUTO"
+    vin, vs, rate, total = open_span(src, start, end)
     tb_v = vs.time_base
-    rate = vs.average_rate or vs.guessed_rate or Fraction(25)
-    in_duration = float(vs.duration * tb_v) if vs.duration else (vin.duration or 0) / 1e6
-    span_end = min(end, in_duration) if end is not None and in_duration else (end or in_duration)
-    total = max(1, round((span_end - (start or 0)) * float(rate))) if span_end else (vs.frames or 0)
-    if start:
-        try:
-            vin.seek(int(start / tb_v), stream=vs, backward=True)
-        except av.FFmpegError:
-            pass  # not seekable: decode from the beginning and drop frames
 
     windows = _plan_crop(cartoonizer, src, start, end, sys.stderr.isatty() if bar is None else bar)
 
@@ -306,16 +331,9 @@ def stylize_video(
     def decode():
         count = 0
         try:
-            for frame in vin.decode(vs):
+            for frame, t in span_frames(vin, vs, start, end):
                 if stop.is_set():
                     return
-                if frame.pts is None:
-                    continue
-                t = float(frame.pts * tb_v)
-                if start is not None and t < start - 1e-6:
-                    continue
-                if end is not None and t >= end - 1e-6:
-                    break
                 bgr = _upright(frame.to_ndarray(format="bgr24"), frame.rotation)
                 if windows is not None:  # the virtual camera's window for this frame, at full resolution
                     bgr = np.ascontiguousarray(crop_window(bgr, windows[min(count, len(windows) - 1)]))
