@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 import dctoon
@@ -58,7 +59,7 @@ def main() -> None:
         print(name, rgb.shape, f"person {mask.mean():.2f}")
     sheet = grid(rows, ["input", "person mask", "all (default)", "--mode person", "--mode background",
                         "--background blur", "--background #3c8dde", "--crop 9:16"], height=200)
-    dctoon.write_image(Path(args.output), sheet)
+    cv2.imwrite(args.output, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     print("wrote", args.output, sheet.shape)
 
 
