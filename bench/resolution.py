@@ -14,15 +14,14 @@ Inputs are made on the fly, no data files are added to the repository:
 Paths, all with the same weights and the same face handling (detection, head model on aligned
 crops as large as the face, up to 768 px):
 
-* ``tiled``: dctoon as shipped: the background model at native resolution in 1536 px tiles
-  (96 px linear ramps, tile origins on multiples of 4).
+* ``tiled``: dctoon as shipped: the background model at native resolution in tiles of at most
+  1536 px, as few as that allows, each only as long as needed for 96 px of overlap with its
+  neighbour (96 px linear ramps, tile origins on multiples of 4; ``dctoon.model._tiles``).
 * ``untiled``: the background model on the whole frame in one call (tile larger than the frame).
 * ``guided``: the background model untiled at half scale (INTER_AREA), its output brought back to
   full resolution by guided upsampling with the full-resolution input as guide (He's fast guided
   filter, per-channel like White-box's: A, b fitted at half scale with radius ``--gf-radius`` and
   ``--gf-eps``, upsampled bilinearly, applied to the full-resolution input).
-* ``tight``: a proposal, not shipped: the same tile count as ``tiled`` but tiles only as large as
-  needed (overlap still >= 96 px), by replacing ``dctoon.model._tiles`` in the worker.
 * ``720p``: the reference, like the original DCT-Net: the frame scaled so its short side is 720
   (INTER_AREA), a fixed 288 px head crop, then scaled back to native size (bicubic) for the
   comparison at 100%.
@@ -65,11 +64,11 @@ SHARED = ROOT.parent / "shared"
 FP16 = SHARED / "models/reference/whitebox_cartoon_gan_fp16.tflite"
 PHOTO = SHARED / "media/images/portrait-bw-2048.jpg"
 VIDEO = SHARED / "media/videos/upper-body-720p-audio.mp4"
-PATHS = ["tiled", "untiled", "guided", "tight", "720p"]
+PATHS = ["tiled", "untiled", "guided", "720p"]
 NAMES = {"tiled": "ours: tiled, native", "untiled": "untiled, native", "guided": "half scale + guided upsampling",
-         "tight": "tight tiles (proposal)", "720p": "720p-capped (DCT-Net), upscaled"}
+         "720p": "720p-capped (DCT-Net), upscaled"}
 UNTILED = 1 << 30
-OVERLAP = 96  # dctoon.model.TTN's default
+TILE, OVERLAP = 1536, 96  # dctoon.model.TTN's defaults
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -132,24 +131,6 @@ def guided_upsample(ttn, bgr: np.ndarray, scale: float, r: int, eps: float) -> n
     return np.clip((a * (bgr.astype(np.float32) / 255) + b) * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def tight_tiles(h: int, w: int, tile: int, overlap: int):
-    """Same tile count as dctoon.model._tiles, each tile only as large as needed to keep
-    >= ``overlap`` px of overlap; origins on multiples of 4."""
-    def spans(size: int) -> list[tuple[int, int]]:
-        if size <= tile:
-            return [(0, size)]
-        n = -(-(size - overlap) // (tile - overlap))
-        length = -(-((size + (n - 1) * overlap) / n + 4) // 4) * 4
-        length = int(min(length, tile))
-        step = (size - length) / (n - 1)
-        starts = [int(i * step) // 4 * 4 for i in range(n)]
-        return [(a, size if i == n - 1 else a + length) for i, a in enumerate(starts)]
-
-    for y0, y1 in spans(h):
-        for x0, x1 in spans(w):
-            yield y0, y1, x0, x1
-
-
 class Capture:
     """Wraps the background model; keeps its last full-size output."""
 
@@ -165,11 +146,8 @@ def prepare(path: str, style: str, gf_radius: int, gf_eps: float):
     """A Cartoonizer set up for one path; returns (cartoonizer, capture of the background output)."""
     sys.path.insert(0, str(ROOT / "src"))
     import dctoon
-    import dctoon.model
     from dctoon.face import Face
 
-    if path == "tight":
-        dctoon.model._tiles = tight_tiles
     options = {"untiled": {"tile": UNTILED}, "guided": {"tile": UNTILED}, "720p": {"max_head_size": 288}}
     c = dctoon.load(style, **options.get(path, {}))
     ttn = c.background
@@ -257,8 +235,11 @@ def regions(shape, face) -> dict[str, tuple[slice, slice]]:
             "frame": (slice(0, h), slice(0, w))}
 
 
-def tile_spans(h: int, w: int, tiler, tile: int = 1536, overlap: int = OVERLAP):
-    t = list(tiler(h, w, tile, overlap))
+def tile_spans(h: int, w: int, tile: int = TILE, overlap: int = OVERLAP):
+    """dctoon's tiles for an h x w frame: the (start, end) rows and columns."""
+    from dctoon.model import _tiles
+
+    t = list(_tiles(h, w, tile, overlap))
     return sorted({(a, b) for a, b, _, _ in t}), sorted({(a, b) for _, _, a, b in t})
 
 
@@ -323,12 +304,23 @@ def textured_spot(img: np.ndarray, xs, ys, avoid: np.ndarray, crop: int) -> tupl
     return where
 
 
-def sheet(path: Path, rgb: np.ndarray, outs: dict[str, np.ndarray], pasted: np.ndarray, face, spans_y, spans_x,
-          notes: list[str] = (), crop: int = 360):
-    """Overview with tile edges and crop boxes, then 100% crops at the face, at a tile border and
-    where two borders cross (the last two away from ``pasted``, the head model's region)."""
-    import dctoon
+def wrap(text: str, width: int, scale: float) -> list[str]:
+    """``text`` in lines no wider than ``width`` px when drawn by ``put`` at ``scale``."""
+    lines = [""]
+    for word in text.split():
+        line = f"{lines[-1]} {word}".strip()
+        if lines[-1] and cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > width:
+            lines.append(word)
+        else:
+            lines[-1] = line
+    return lines
 
+
+def sheet(path: Path, rgb: np.ndarray, outs: dict[str, np.ndarray], pasted: np.ndarray, face, spans_y, spans_x,
+          notes: list[str] = (), crop: int = 360, overview: int = 1152):
+    """A small overview with tile edges and crop boxes beside the notes, then 100% crops at the
+    face, at a tile border and where two borders cross (the last two away from ``pasted``, the
+    head model's region) of the input, the tiled, guided and 720p outputs and |tiled - untiled|."""
     h, w = rgb.shape[:2]
     fx1, fy1, fx2, fy2 = face
     fc = (int((fx1 + fx2) / 2), int(fy1 + 0.45 * (fy2 - fy1)))
@@ -342,15 +334,15 @@ def sheet(path: Path, rgb: np.ndarray, outs: dict[str, np.ndarray], pasted: np.n
     spots["borders crossing"] = textured_spot(rgb, xe, ye, avoid, crop)
     colours = {"face": (230, 30, 30), "tile border": (20, 110, 230), "borders crossing": (0, 160, 60)}
 
-    cols = [("input", rgb)] + [(NAMES[k], outs[k]) for k in ("tiled", "untiled", "guided", "720p") if k in outs]
+    cols = [("input", rgb)] + [(NAMES[k], outs[k]) for k in ("tiled", "guided", "720p") if k in outs]
     diff = np.clip(np.abs(outs["tiled"].astype(np.int16) - outs["untiled"]).max(2) * 8, 0, 255).astype(np.uint8)
     cols.append(("|tiled - untiled| x8 (white: 0)", np.dstack([255 - diff] * 3)))
     gap, margin, head = 8, 12, 44
     width = len(cols) * (crop + margin + gap) + gap
 
-    # overview: the whole 4K input, scaled, tile edges dashed, crop boxes
-    s = (width - 2 * gap) / w
-    ov = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA).copy()
+    # overview: the whole 4K input, scaled, tile edges dashed, crop boxes; the notes beside it
+    s = overview / w
+    ov = cv2.resize(rgb, (overview, round(h * s)), interpolation=cv2.INTER_AREA)
     for spans, axis in ((spans_x, 1), (spans_y, 0)):
         for a, b in spans:
             for e in (a, b):
@@ -363,12 +355,18 @@ def sheet(path: Path, rgb: np.ndarray, outs: dict[str, np.ndarray], pasted: np.n
     for name, (x0, y0) in spots.items():
         cv2.rectangle(ov, (round(x0 * s), round(y0 * s)), (round((x0 + crop) * s), round((y0 + crop) * s)), colours[name], 2)
         put(ov, name, (round(x0 * s), round(y0 * s) - 6), 0.5, colours[name], 1)
-    title = np.full((64, ov.shape[1], 3), 255, np.uint8)
-    put(title, f"input: portrait-bw-2048 at 2160 px, mirrored to {w}x{h} (4K UHD); dashed: dctoon's tile edges "
-               f"(1536 px tiles, 96 px ramps); boxes: the {crop}x{crop} crops below", (4, 24), 0.55)
-    put(title, "crops below are at 100% (one output pixel = one sheet pixel, no resampling); ticks beside a crop "
-               "mark tile edges (dark) and ramp ends (light)", (4, 50), 0.55)
-    parts = [np.pad(np.vstack([title, ov]), ((gap, gap), (gap, gap), (0, 0)), constant_values=255)]
+    paragraphs = [f"input: portrait-bw-2048 at 2160 px, mirrored to {w}x{h} (4K UHD), here at {s:.0%}; dashed: "
+                  f"dctoon's tile edges (tiles of at most 1536 px, {OVERLAP} px ramps); boxes: the {crop}x{crop} "
+                  "crops below.",
+                  "Crops are at 100% (one output pixel = one sheet pixel, no resampling); ticks beside a crop mark "
+                  "tile edges (dark) and ramp ends (light).", *notes]
+    tx, scale, lh = 2 * gap + overview + 16, 0.5, 22
+    lines = [line for para in paragraphs for line in wrap(para, width - tx - gap, scale) + [""]]
+    top = np.full((max(ov.shape[0], lh * len(lines)) + 2 * gap, width, 3), 255, np.uint8)
+    top[gap:gap + ov.shape[0], gap:gap + overview] = ov
+    for i, line in enumerate(lines):
+        put(top, line, (tx, gap + 14 + lh * i), scale)
+    parts = [top]
 
     for name, (x0, y0) in spots.items():
         row = np.full((head + margin + crop + gap, width, 3), 255, np.uint8)
@@ -387,12 +385,9 @@ def sheet(path: Path, rgb: np.ndarray, outs: dict[str, np.ndarray], pasted: np.n
                         else:
                             row[head + margin + off - 1: head + margin + off + 1, cx - margin + 2: cx - 2] = c
         parts.append(row)
-    if notes:
-        foot = np.full((16 + 26 * len(notes), width, 3), 255, np.uint8)
-        for i, line in enumerate(notes):
-            put(foot, line, (gap, 22 + 26 * i), 0.55)
-        parts.append(foot)
-    dctoon.write_image(Path(path), np.vstack(parts))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(np.vstack(parts), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]):
+        raise OSError(f"could not write {path}")
     return spots
 
 
@@ -471,8 +466,6 @@ def ratio_cells(res: dict, path: str, key: str, ref: dict | None) -> str:
 
 
 def image_section(paths, tmp: Path, args) -> None:
-    import dctoon.model
-
     rgb = make_photo_4k()
     h, w = rgb.shape[:2]
     print(f"\n## 4K photo: {w}x{h} (portrait-bw-2048.jpg scaled to 2160 px, mirror-padded to 3840)\n", flush=True)
@@ -502,15 +495,14 @@ def image_section(paths, tmp: Path, args) -> None:
         rows.append([NAMES[p]] + cells)
     table(["path"] + [f"{k} ({s[1].stop - s[1].start}x{s[0].stop - s[0].start})" for k, s in reg.items()], rows)
 
-    notes = {}
-    for p, tiler in (("tiled", dctoon.model._tiles), ("tight", tight_tiles)):
-        if p not in outs:
-            continue
-        sy, sx = tile_spans(h, w, tiler)
-        print(f"\nseams, {NAMES[p]} (tiles x {sx}, y {sy}): d(border) / d(elsewhere); "
+    notes = None
+    if "tiled" in outs:
+        sy, sx = tile_spans(h, w)
+        print(f"\nseams, {NAMES['tiled']} (tiles x {sx}, y {sy}): d(border) / d(elsewhere); "
               "untiled output at the same positions for comparison\n")
         rows = []
-        for out_kind, o, u in (("background model", bgs[p], bgs["untiled"]), ("final", outs[p], outs["untiled"])):
+        for out_kind, o, u in (("background model", bgs["tiled"], bgs["untiled"]),
+                               ("final", outs["tiled"], outs["untiled"])):
             s = seam_ratios(o, u, sy, sx)
             diff = np.abs(o.astype(np.int16) - u)
             rows.append([out_kind, str(len(s)), f"{max(r['global'] for r in s):.3f}",
@@ -519,21 +511,17 @@ def image_section(paths, tmp: Path, args) -> None:
                          f"{diff.mean():.3f}", f"{np.percentile(diff, 99.9):.0f}", f"{diff.max()}"])
         table(["output", "borders", "max global", "mean global", "max local", "max vs untiled",
                "untiled: max global", "mean abs diff vs untiled", "p99.9", "max"], rows)
-        notes[p] = rows[1]
-        if p == "tiled":
-            worst = sorted(seam_ratios(bgs[p], bgs["untiled"], sy, sx), key=lambda r: -r["local"])[:4]
-            print("\nworst borders (background model, by local ratio): " + "; ".join(
-                f"{r['axis']} {r['pos']} ({r['kind']}): global {r['global']:.2f}, local {r['local']:.2f}, "
-                f"vs untiled {r['vs_untiled']:.2f}" for r in worst))
-    if args.sheet and "tiled" in outs:
-        sy, sx = tile_spans(h, w, dctoon.model._tiles)
+        notes = rows[1]
+        worst = sorted(seam_ratios(bgs["tiled"], bgs["untiled"], sy, sx), key=lambda r: -r["local"])[:4]
+        print("\nworst borders (background model, by local ratio): " + "; ".join(
+            f"{r['axis']} {r['pos']} ({r['kind']}): global {r['global']:.2f}, local {r['local']:.2f}, "
+            f"vs untiled {r['vs_untiled']:.2f}" for r in worst))
+    if args.sheet and notes:
         pasted = np.abs(outs["tiled"].astype(np.int16) - bgs["tiled"]).max(2) > 0
-        lines = []
-        if "tiled" in notes:
-            r = notes["tiled"]
-            lines.append(f"seams (final output, {r[1]} tile edges and ramp ends): step across a border / untiled output's "
-                         f"step there: max {r[5]}; step / average step elsewhere: max {r[2]} (untiled: {r[6]}, "
-                         f"the content); |tiled - untiled|: mean {r[7]}, max {r[9]} of 255")
+        r = notes
+        lines = [f"seams (final output, {r[1]} tile edges and ramp ends): step across a border / untiled output's "
+                 f"step there: max {r[5]}; step / average step elsewhere: max {r[2]} (untiled: {r[6]}, "
+                 f"the content); |tiled - untiled|: mean {r[7]}, max {r[9]} of 255"]
         for p in ("guided", "720p"):
             if p in outs:
                 ys, xs = reg["hair"]
