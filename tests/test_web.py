@@ -239,6 +239,25 @@ def test_not_a_video_shows_error(page, server, tmp_path):
     _shot(page, "error.png")
 
 
+def test_not_an_image_shows_error(page, server, tmp_path):
+    fake = tmp_path / "notes.png"
+    fake.write_text("this is a text file, not a picture\n" * 20)
+    page.locator("#dctoon-image-in input[type=file]").set_input_files(str(fake))
+    message = page.get_by_text("notes.png: not an image / 不是图片")
+    message.first.wait_for(timeout=30_000)  # said at upload, before the button is pressed
+    page.get_by_test_id("toast-close").first.click()
+    message.first.wait_for(state="detached", timeout=10_000)
+    page.locator("#dctoon-image-go").click()
+    message.first.wait_for(timeout=60_000)  # and again at the button, from the job's own input
+    texts = page.locator("[data-testid=toast-text]").all_inner_texts()
+    assert texts and all(t.strip() == "notes.png: not an image / 不是图片" for t in texts), texts  # no bare "Error"
+    assert "Traceback" not in page.content()
+    page.wait_for_function("() => { const t = document.querySelector('[data-testid=toast-body]');"
+                           " return t && getComputedStyle(t).opacity === '1'"
+                           " && t.getBoundingClientRect().right <= innerWidth; }", timeout=10_000)  # slid in
+    _shot(page, "image-error.png")
+
+
 def test_upload_limit_shows_error(page, server):
     big = need(VIDEOS / "talking-head-512-noaudio.mp4")  # 2.9 MB, over the server's --max-upload-mb 2
     page.get_by_role("tab", name="Video / 视频").click()
@@ -261,6 +280,10 @@ def test_gradio_client(server, portrait, tmp_path):
     clip = need(VIDEOS / "talking-head-512-audio.mp4")
     with pytest.raises(AppError, match="at most 5 s"):
         client.predict(handle_file(str(clip)), STYLE, "frame", SIZE, 0, 0, api_name="/stylize_video")
+    fake = tmp_path / "notes.png"
+    fake.write_text("this is a text file, not a picture\n")
+    with pytest.raises(AppError, match=r"notes\.png: not an image / 不是图片"):
+        client.predict(handle_file(str(fake)), STYLE, "portrait", SIZE, api_name="/stylize_image")
     with pytest.raises(AppError, match="unknown style|not in the list"):
         client.predict(handle_file(str(portrait)), "no-such-style", "portrait", SIZE, api_name="/stylize_image")
 

@@ -34,6 +34,7 @@ import shutil
 import tempfile
 import threading
 import time
+import types
 import uuid
 from pathlib import Path
 
@@ -329,6 +330,47 @@ def _user_message(e: Exception, paths) -> str:
     return msg
 
 
+def _page_error(message: str):
+    """A dctoon error as the page shows it: one line under our own title."""
+    return _gradio().Error(html.escape(message), title="dctoon · 出错了", print_exception=False)
+
+
+def _name_bad_images(box):
+    """Make a ``gr.Image`` input say why an upload is not a picture; returns ``box``.
+
+    Gradio opens every uploaded picture with PIL before any event function runs; a file that is not
+    an image (a text file named .png) then fails inside Gradio, and the page shows a bare "Error".
+    The component's own preprocessing still runs; when it fails, ``images.read_image`` names the
+    problem in one line. (Per instance, not a ``gr.Image`` subclass: Gradio's component metaclass
+    writes a ``.pyi`` stub next to any module that defines one.) The page widget, the config and the
+    HTTP API stay those of a plain ``gr.Image``.
+    """
+    gr = _gradio()
+    plain = type(box).preprocess
+
+    def preprocess(self, payload):
+        try:
+            return plain(self, payload)
+        except gr.Error:
+            raise
+        except Exception:
+            from .images import read_image
+
+            path = getattr(payload, "path", None)
+            if not path:
+                raise
+            try:
+                read_image(Path(path), max_side=64)
+            except DctoonError as e:
+                msg = _user_message(e, [path])
+                zh = "不是图片" if msg.endswith("not an image") else "无法读取图片"
+                raise _page_error(f"{msg} / {zh}") from None
+            raise  # a picture dctoon can read: Gradio's own failure, reported as before
+
+    box.preprocess = types.MethodType(preprocess, box)  # this component only; never updated by an event
+    return box
+
+
 def _guard(fn, *paths_at):
     """Run a job; dctoon errors become a message in the page, other errors a short one (logged)."""
     gr = _gradio()
@@ -340,8 +382,7 @@ def _guard(fn, *paths_at):
         except gr.Error:
             raise
         except DctoonError as e:
-            raise gr.Error(html.escape(_user_message(e, paths)), title="dctoon · 出错了",
-                           print_exception=False) from None
+            raise _page_error(_user_message(e, paths)) from None
         except Exception as e:  # noqa: BLE001 - a bug: log it, say so in one line
             log.exception("job failed")
             raise gr.Error(html.escape(f"internal error: {type(e).__name__}: {_user_message(e, paths)} "
@@ -475,6 +516,9 @@ def build(app: App, url: str = "http://127.0.0.1:7860/"):
         look = [part, backdrop, color, bg_image, crop]
         image_go.click(_guard(stylize_image, 0), [image_in, style, mode, size, *look], [image_out, image_file],
                        api_name=IMAGE_API, concurrency_id="dctoon", concurrency_limit=lim.concurrency)
+        for box in (image_in, bg_image):  # a file that is not a picture: one clear line at upload (the
+            _name_bad_images(box)         # check is the component's preprocessing) and again at the button
+            box.upload(lambda path: None, box, None, api_name=False, concurrency_limit=None, show_progress="hidden")
         video_go.click(_guard(stylize_video, 0), [video_in, style, mode, size, start, end, *look],
                        [video_out, video_info],
                        api_name=VIDEO_API, concurrency_id="dctoon", concurrency_limit=lim.concurrency,
