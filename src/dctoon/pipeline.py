@@ -93,6 +93,11 @@ class Cartoonizer:
         return self._lazy["segmenter"]
 
     @property
+    def heads(self) -> bool:
+        """Whether faces go through the head model (in background mode the person keeps its face)."""
+        return self.settings.faces and self.settings.mode != "background"
+
+    @property
     def segmented(self) -> bool:
         return needs_mask(self.settings.mode, self.backdrop)
 
@@ -114,8 +119,7 @@ class Cartoonizer:
         alpha = rgb[..., 3:] if rgb.shape[2] == 4 else None
         rgb = np.ascontiguousarray(rgb[..., :3])
         s = self.settings
-        heads = s.faces and s.mode != "background"  # in background mode the person keeps its face
-        faces = self.detector.detect(rgb) if heads or self.aspect else []
+        faces = self.detector.detect(rgb) if self.heads or self.aspect else []
         if self.aspect:
             from .crop import photo_crop
 
@@ -124,7 +128,7 @@ class Cartoonizer:
             alpha = win.apply(alpha) if alpha is not None else None
             faces = [f.shifted(win.x, win.y) for f in faces]
         bgr = rgb[..., ::-1]
-        out = self.stylize_bgr(bgr, faces if heads else [])
+        out = self.stylize_bgr(bgr, faces if self.heads else [])
         if self.segmented:
             out = blend(bgr, out, self.segmenter(rgb), s.mode, self.backdrop)
         out = cv2.cvtColor(out, cv2.COLOR_BGRA2RGBA if out.shape[2] == 4 else cv2.COLOR_BGR2RGB)

@@ -127,8 +127,8 @@ class FrameStylizer:
 
         self.cartoonizer = cartoonizer
         self.temporal = temporal
-        self.heads = cartoonizer.settings.faces and cartoonizer.settings.mode != "background"
-        self.tracker = FaceTracker(cartoonizer.detector.detect, detect_every) if self.heads and temporal else None
+        self.tracker = FaceTracker(cartoonizer.detector.detect, detect_every) if cartoonizer.heads and temporal \
+            else None
         self.blender = TemporalBlender(blend) if temporal and blend > 0 else None
         self.smoother = None
         if cartoonizer.segmented and temporal:
@@ -139,7 +139,7 @@ class FrameStylizer:
 
     def __call__(self, bgr: np.ndarray, t: float) -> np.ndarray:
         c = self.cartoonizer
-        if not self.heads:
+        if not c.heads:
             faces, weights = [], []
         elif self.tracker is not None:
             faces, weights, _ = self.tracker.update(bgr, t)

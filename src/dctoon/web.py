@@ -146,7 +146,7 @@ class App:
                 base = Cartoonizer(resolve(self.styles[label][0]), dataclasses.replace(self.base))
                 self._models[label] = base
             job = base.configure(faces=mode == PORTRAIT, max_side=self.max_side(max_side), mode=part or "all",
-                                 background=background or None, crop=None if crop in (None, "", ORIGINAL) else crop)
+                                 background=background or None, crop=crop or None)
             if job.segmented:
                 job.segmenter  # noqa: B018 - built once under the lock, shared by every job (ORT runs are thread-safe)
             if (mode == PORTRAIT or job.aspect) and self.limits.concurrency == 1:
