@@ -2,7 +2,8 @@
 
 The server runs as a subprocess (`python -m dctoon serve`) on a free 127.0.0.1 port with the
 reference weights as its style and an empty DCTOON_HOME, so the page is the same on every machine.
-Screenshots of each state are written to docs/screenshots/.
+Screenshots of each state go to a temporary folder, or to $DCTOON_SCREENSHOTS when set: refresh the
+README's pictures with `DCTOON_SCREENSHOTS=docs/screenshots scripts/test.sh tests/test_web.py`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -26,7 +28,7 @@ import pytest
 from conftest import FP16, VIDEOS, need
 
 CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+SHOTS = Path(os.environ.get("DCTOON_SCREENSHOTS") or tempfile.mkdtemp(prefix="dctoon-shots-"))
 STYLE = FP16.stem
 CLIP_END = 1.0  # seconds of the shared video stylized in the browser test
 SIZE = 128      # output side for the tests: small, so a CPU run stays short

@@ -35,12 +35,10 @@ class TTN:
 
     def __init__(self, path: Path, threads: int = 0, tile: int = 1536, overlap: int = 96):
         path = Path(path)
-        if path.suffix == ".onnx":
-            read_any(path)  # missing, empty or not one of ours: a clear message
-            model_bytes = path.read_bytes()
-        else:
-            imported = read_any(path)
-            model_bytes = ttn.build_onnx(imported.weights, imported.radius, imported.eps).SerializeToString()
+        # Every format (ours, .tflite, frozen .pb) is read into weights and rebuilt as our own graph:
+        # one parse per file, and the session always runs the graph this version of dctoon writes.
+        imported = read_any(path)
+        model_bytes = ttn.build_onnx(imported.weights, imported.radius, imported.eps).SerializeToString()
         self.path = path
         self.session = _session(model_bytes, threads)
         self.tile, self.overlap = tile, overlap
