@@ -105,7 +105,10 @@ def test_auto_crop_photo(base, photo):
         out = c.stylize(photo)
         h, w = out.shape[:2]
         assert abs(w / h - ratio) < 0.02, (aspect, out.shape)
-        assert c.crop_photo(photo).shape == out.shape
+        before, after = c.before_after(photo)
+        assert before.shape == out.shape and np.array_equal(after, out)
+        assert any(np.array_equal(before, photo[y: y + h, x: x + w])  # a window of the photo, not resampled
+                   for y in range(photo.shape[0] - h + 1) for x in range(photo.shape[1] - w + 1))
 
 
 def test_bad_settings_fail_before_any_work(base):

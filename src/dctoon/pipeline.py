@@ -107,6 +107,17 @@ class Cartoonizer:
         With ``Settings.crop`` the result is the auto-cropped picture; with a ``transparent``
         background it is RGBA (alpha = the person mask).
         """
+        return self._render(*self._frame(image))
+
+    def before_after(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The photo as the result frames it (capped by ``max_side``, cut by ``crop``; RGB or RGBA)
+        and the result, from one face detection: the two sides of a comparison slider."""
+        rgb, alpha, faces = self._frame(image)
+        before = rgb if alpha is None else np.concatenate([rgb, alpha], axis=2)
+        return before, self._render(rgb, alpha, faces)
+
+    def _frame(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, list[Face]]:
+        """Checked, capped, face-detected and auto-cropped RGB, its alpha (if any) and its faces."""
         from .images import to_rgb8
         from PIL import Image
 
@@ -118,7 +129,6 @@ class Cartoonizer:
             rgb = to_rgb8(Image.fromarray(rgb), self.settings.max_side)
         alpha = rgb[..., 3:] if rgb.shape[2] == 4 else None
         rgb = np.ascontiguousarray(rgb[..., :3])
-        s = self.settings
         faces = self.detector.detect(rgb) if self.heads or self.aspect else []
         if self.aspect:
             from .crop import photo_crop
@@ -127,10 +137,13 @@ class Cartoonizer:
             rgb = np.ascontiguousarray(win.apply(rgb))
             alpha = win.apply(alpha) if alpha is not None else None
             faces = [f.shifted(win.x, win.y) for f in faces]
+        return rgb, alpha, faces
+
+    def _render(self, rgb: np.ndarray, alpha: np.ndarray | None, faces: list[Face]) -> np.ndarray:
         bgr = rgb[..., ::-1]
         out = self.stylize_bgr(bgr, faces if self.heads else [])
         if self.segmented:
-            out = blend(bgr, out, self.segmenter(rgb), s.mode, self.backdrop)
+            out = blend(bgr, out, self.segmenter(rgb), self.settings.mode, self.backdrop)
         out = cv2.cvtColor(out, cv2.COLOR_BGRA2RGBA if out.shape[2] == 4 else cv2.COLOR_BGR2RGB)
         if alpha is not None:
             if out.shape[2] == 4:
@@ -138,14 +151,6 @@ class Cartoonizer:
             else:
                 out = np.concatenate([out, alpha], axis=2)
         return out
-
-    def crop_photo(self, image: np.ndarray) -> np.ndarray:
-        """The photo cut to the window ``stylize`` chooses with ``Settings.crop`` (unstylized: a "before")."""
-        from .crop import photo_crop
-
-        rgb = np.ascontiguousarray(image[..., :3]) if image.ndim == 3 else np.dstack([image] * 3)
-        win = photo_crop(image.shape[:2], self.detector.detect(rgb), self.aspect)
-        return np.ascontiguousarray(win.apply(image))
 
     def stylize_video(self, src, dst, **options):
         """Stylize a video file into ``dst`` (streaming, audio kept, temporally stable).

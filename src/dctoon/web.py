@@ -244,15 +244,7 @@ class App:
             raise InputError("no image: upload a photo first / 请先上传照片")
         size = self.max_side(max_side)
         c = self.cartoonizer(label, mode, size, part, background, crop)
-        image = read_image(Path(path), max_side=size)
-        result = c.stylize(image)
-        if c.aspect is not None:  # the slider compares like with like: the same window of the photo
-            image = c.crop_photo(image)
-        if result.shape[:2] != image.shape[:2]:  # keep the slider's two sides the same size
-            import numpy as np
-            from PIL import Image
-
-            image = np.asarray(Image.fromarray(image).resize(result.shape[1::-1], Image.LANCZOS))
+        image, result = c.before_after(read_image(Path(path), max_side=size))
         stem = Path(path).stem[:60] or "image"
         dst = self.job_dir() / f"{stem}_{label}.png"
         write_image(dst, result)
