@@ -140,6 +140,17 @@ def test_superpixel_structure_target_is_flat_and_keeps_flat_images():
     assert len(torch.unique(flat[0, 0])) <= 40
 
 
+def test_chroma_term_sees_coloured_fringes_the_grey_loss_misses():
+    g = torch.Generator().manual_seed(0)
+    photo = ttn_train.guided_filter(x := torch.rand(2, 3, 64, 64, generator=g) * 2 - 1, x, 4, 0.04)  # smooth
+    grey_line, green_line = photo.clone(), photo.clone()
+    grey_line[:, :, 30:32] += 0.2  # same brightness step on every channel
+    green_line[:, 1, 30:32] += 0.2 / 0.587  # the same step in grey, all of it in green
+    plain, chroma = ttn_train.ContentLoss(), ttn_train.ContentLoss(chroma_weight=1.0)
+    base, grey, green = [(chroma(photo, y) - plain(photo, y)).item() for y in (photo, grey_line, green_line)]
+    assert green - base > 0.004 and abs(grey - base) < 0.1 * (green - base)  # the grey structure term treats both alike; only colour differs
+
+
 def test_holdout_split_is_deterministic():
     names = [f"img_{i:04d}.jpg" for i in range(200)]
     train, held = _util.holdout_split(names, 0.1)

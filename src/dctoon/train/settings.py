@@ -47,6 +47,7 @@ class TTNSettings:
     superpixels: int = _f(150, "SLIC superpixels per training crop for the structure term")
     lowpass_weight: float = _f(1.0, "content loss: low-pass L1 part")
     grad_weight: float = _f(1.0, "content loss: gradient (structure) part")
+    chroma_weight: float = _f(0.0, "content loss: colour-edge part (stops green/magenta fringes at lines)")
     flatten: bool = _f(True, "content loss: take the structure target from the edge-preserving flattened photo")
     vgg_weights: str | None = _f(None, "torchvision vgg19 state dict: use White-box's VGG19 conv4_4 content loss")
     threads: int = _f(1, "torch CPU threads")

@@ -211,6 +211,12 @@ def _grey(x: torch.Tensor) -> torch.Tensor:
     return (0.114 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.299 * x[:, 2:3])
 
 
+def _chroma(x: torch.Tensor) -> torch.Tensor:
+    """Colour without brightness (B-Y, R-Y): what the grey texture critic cannot see."""
+    y = _grey(x)
+    return torch.cat([x[:, 0:1] - y, x[:, 2:3] - y], 1)
+
+
 def _gradients(x: torch.Tensor) -> torch.Tensor:
     dx = x[..., :, 1:] - x[..., :, :-1]
     dy = x[..., 1:, :] - x[..., :-1, :]
@@ -246,11 +252,11 @@ class ContentLoss(nn.Module):
     """Structure-keeping content loss (see module docstring); pretrained VGG19 when given weights."""
 
     def __init__(self, vgg_weights: str | None = None, lowpass_weight: float = 1.0, grad_weight: float = 1.0,
-                 flatten: bool = True):
+                 flatten: bool = True, chroma_weight: float = 0.0):
         super().__init__()
         self.vgg = None
         self.flatten = flatten
-        self.lowpass_weight, self.grad_weight = lowpass_weight, grad_weight
+        self.lowpass_weight, self.grad_weight, self.chroma_weight = lowpass_weight, grad_weight, chroma_weight
         if vgg_weights:
             vgg = VGG19Features()
             state = torch.load(vgg_weights, map_location="cpu", weights_only=True)
@@ -275,10 +281,16 @@ class ContentLoss(nn.Module):
 
     def forward(self, photo, out, mask: torch.Tensor | None = None):
         if self.vgg is not None:
-            return F.l1_loss(self.vgg(out), self.vgg(photo))
-        loss = self.lowpass_weight * F.l1_loss(self.lowpass(out), self.lowpass(photo))
-        gp, go = self.structure(self.flat(photo)), self.structure(out)
-        loss = loss + self.grad_weight * (go - gp).abs().mean() * 4.0
+            loss = F.l1_loss(self.vgg(out), self.vgg(photo))
+        else:
+            loss = self.lowpass_weight * F.l1_loss(self.lowpass(out), self.lowpass(photo))
+            gp, go = self.structure(self.flat(photo)), self.structure(out)
+            loss = loss + self.grad_weight * (go - gp).abs().mean() * 4.0
+        if self.chroma_weight:
+            # colour edges at full resolution follow the photo's: the texture critic judges grey lines
+            # drawn with any channel mix, and without this the cheapest line is a green/magenta fringe
+            cp, co = _gradients(_chroma(self.flat(photo))), _gradients(_chroma(out))
+            loss = loss + self.chroma_weight * (co - cp).abs().mean() * 4.0
         return loss
 
     def expression(self, photo, out, mask):
@@ -384,7 +396,8 @@ class Trainer:
         self.G = Generator().to(self.dev)
         self.Ds = PatchDiscriminator(3).to(self.dev)
         self.Dt = PatchDiscriminator(1).to(self.dev)
-        self.content = ContentLoss(s.vgg_weights, s.lowpass_weight, s.grad_weight, s.flatten).to(self.dev)
+        self.content = ContentLoss(s.vgg_weights, s.lowpass_weight, s.grad_weight, s.flatten,
+                                   s.chroma_weight).to(self.dev)
         self.opt_g = torch.optim.Adam(self.G.parameters(), s.lr, betas=(0.5, 0.99))
         self.opt_d = torch.optim.Adam(list(self.Ds.parameters()) + list(self.Dt.parameters()), s.lr,
                                       betas=(0.5, 0.99))
