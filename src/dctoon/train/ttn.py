@@ -563,9 +563,10 @@ def training_card(st: dict, metrics: dict | None = None, command: str | None = N
                       " (fully convolutional: runs at any size)",
         "hardware": "2-core CPU" if s["device"] == "cpu" else s["device"],
         "wall_time_s": round(st["elapsed"], 1),
-        "losses": {k: s[k] for k in ("w_surface", "w_texture", "w_content", "w_tv", "w_expression", "w_superpixel")
-                   if k in s},
-        "content_loss": "vgg19-conv4_4" if s.get("vgg_weights") else "lowpass-L1 + gradient structure",
+        "losses": {k: s[k] for k in ("w_surface", "w_texture", "w_content", "w_tv", "w_expression", "w_superpixel",
+                                     "lowpass_weight", "grad_weight", "chroma_weight") if k in s},
+        "content_loss": ("vgg19-conv4_4" if s.get("vgg_weights") else "lowpass-L1 + gradient structure")
+                        + (" + colour-edge (chroma gradients)" if s.get("chroma_weight") else ""),
         "init": "random (He/PyTorch default) + content-only warm-up",
     }
     if metrics:
