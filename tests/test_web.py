@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -28,7 +27,7 @@ import pytest
 from conftest import FP16, VIDEOS, need
 
 CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(os.environ.get("DCTOON_SCREENSHOTS") or tempfile.mkdtemp(prefix="dctoon-shots-"))
+SHOTS: Path | None = None  # where _shot writes: set by the screenshots fixture below
 STYLE = FP16.stem
 CLIP_END = 1.0  # seconds of the shared video stylized in the browser test
 SIZE = 128      # output side for the tests: small, so a CPU run stays short
@@ -135,7 +134,16 @@ def portrait(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module", autouse=True)
+def screenshots(tmp_path_factory) -> Path:
+    """$DCTOON_SCREENSHOTS, else pytest's own temporary folder (it keeps only the last few runs)."""
+    global SHOTS
+    SHOTS = Path(os.environ.get("DCTOON_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    return SHOTS
+
+
 def _shot(pg, name: str) -> None:
+    assert SHOTS is not None, "the screenshots fixture sets the folder"
     SHOTS.mkdir(parents=True, exist_ok=True)
     pg.screenshot(path=str(SHOTS / name), full_page=True)
 

@@ -280,16 +280,17 @@ class ContentLoss(nn.Module):
         return _gradients(_grey(F.avg_pool2d(_gauss_blur(x, 1.0), 2)))
 
     def forward(self, photo, out, mask: torch.Tensor | None = None):
+        flat = self.flat(photo) if self.vgg is None or self.chroma_weight else None
         if self.vgg is not None:
             loss = F.l1_loss(self.vgg(out), self.vgg(photo))
         else:
             loss = self.lowpass_weight * F.l1_loss(self.lowpass(out), self.lowpass(photo))
-            gp, go = self.structure(self.flat(photo)), self.structure(out)
+            gp, go = self.structure(flat), self.structure(out)
             loss = loss + self.grad_weight * (go - gp).abs().mean() * 4.0
         if self.chroma_weight:
             # colour edges at full resolution follow the photo's: the texture critic judges grey lines
             # drawn with any channel mix, and without this the cheapest line is a green/magenta fringe
-            cp, co = _gradients(_chroma(self.flat(photo))), _gradients(_chroma(out))
+            cp, co = _gradients(_chroma(flat)), _gradients(_chroma(out))
             loss = loss + self.chroma_weight * (co - cp).abs().mean() * 4.0
         return loss
 
