@@ -279,27 +279,29 @@ class ContentLoss(nn.Module):
     def structure(self, x):
         return _gradients(_grey(F.avg_pool2d(_gauss_blur(x, 1.0), 2)))
 
-    def forward(self, photo, out, mask: torch.Tensor | None = None):
-        flat = self.flat(photo) if self.vgg is None or self.chroma_weight else None
+    def forward(self, photo, out, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The content loss, and the expression term: the structure error weighted by ``mask``
+        (Gaussian spots at the 5 landmarks: eyes, nose, mouth corners) so expressions survive
+        stylisation; zero without a mask. Both share one set of structure maps."""
+        flat = self.flat(photo)
         if self.vgg is not None:
             loss = F.l1_loss(self.vgg(out), self.vgg(photo))
         else:
             loss = self.lowpass_weight * F.l1_loss(self.lowpass(out), self.lowpass(photo))
+        expr = out.new_zeros(())
+        if self.vgg is None or mask is not None:
             gp, go = self.structure(flat), self.structure(out)
-            loss = loss + self.grad_weight * (go - gp).abs().mean() * 4.0
+            if self.vgg is None:
+                loss = loss + self.grad_weight * (go - gp).abs().mean() * 4.0
+            if mask is not None:
+                m = F.avg_pool2d(mask, 2)[..., : gp.shape[-2], : gp.shape[-1]]
+                expr = ((go - gp).abs() * m).sum() / (m.sum() * gp.shape[1] + 1e-6) * 4.0
         if self.chroma_weight:
             # colour edges at full resolution follow the photo's: the texture critic judges grey lines
             # drawn with any channel mix, and without this the cheapest line is a green/magenta fringe
             cp, co = _gradients(_chroma(flat)), _gradients(_chroma(out))
             loss = loss + self.chroma_weight * (co - cp).abs().mean() * 4.0
-        return loss
-
-    def expression(self, photo, out, mask):
-        """Structure error weighted by a mask of Gaussian spots at the 5 landmarks (eyes, nose,
-        mouth corners), so expressions survive stylisation."""
-        gp, go = self.structure(self.flat(photo)), self.structure(out)
-        m = F.avg_pool2d(mask, 2)[..., : gp.shape[-2], : gp.shape[-1]]
-        return ((go - gp).abs() * m).sum() / (m.sum() * gp.shape[1] + 1e-6) * 4.0
+        return loss, expr
 
 
 # --------------------------------------------------------------------------------------------
@@ -473,7 +475,7 @@ class Trainer:
         # generator
         g_s = (self.Ds(surface_rep(out)) - 1).pow(2).mean()
         g_t = (self.Dt(texture_rep(out, tgen)) - 1).pow(2).mean()
-        c = self.content(photo, out)
+        c, e = self.content(photo, out, mask if s.w_expression > 0 else None)
         tv = tv_loss(out)
         loss = s.w_surface * g_s + s.w_texture * g_t + s.w_content * c + s.w_tv * tv
         if s.w_superpixel > 0:
@@ -481,7 +483,6 @@ class Trainer:
             loss = loss + s.w_superpixel * sp
             logs["superpixel"] = sp.item()
         if mask is not None and s.w_expression > 0:
-            e = self.content.expression(photo, out, mask)
             loss = loss + s.w_expression * e
             logs["expr"] = e.item()
         self.opt_g.zero_grad(set_to_none=True)
