@@ -4,6 +4,7 @@ resume, export round trip, data preparation, and the CCN path on a tiny random S
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,14 @@ def test_ttn_steps_resume_and_export(tmp_path, monkeypatch):
         assert torch.equal(resumed.G.state_dict()[k], v)
     resumed.run()
     assert torch.load(ckpt, weights_only=False)["step"] == 5
+    assert resumed.init == ttn_train.RANDOM_INIT
+
+    # fine-tuning on another style's exemplars: the lineage goes into the model card
+    other = tmp_path / "other"
+    shutil.copytree(styles, other)
+    tuned = ttn_train.Trainer(ttn_train.TTNSettings(**{**s.__dict__, "styles": str(other), "steps": 5, "resume": True}))
+    assert tuned.init.startswith("the weights of a run on") and "at step 5" in tuned.init
+    assert ttn_train.training_card(tuned.state())["init"] == tuned.init
 
     # export: a style folder whose ONNX matches the torch generator + guided filter
     styles_mod = pytest.importorskip("dctoon.styles")

@@ -371,6 +371,9 @@ def _stop_time_reached(stop_at: str | None) -> bool:
     return (now.tm_hour, now.tm_min) >= (hh, mm)
 
 
+RANDOM_INIT = "random (He/PyTorch default) + content-only warm-up"
+
+
 class Trainer:
     def __init__(self, s: TTNSettings):
         self.s = s
@@ -406,6 +409,7 @@ class Trainer:
                                       betas=(0.5, 0.99))
         self.step = 0
         self.elapsed = 0.0
+        self.init = RANDOM_INIT
         self.fixed = torch.arange(0, self.n_photos, max(1, self.n_photos // 6))[:6]
         if s.resume and (self.out / "checkpoint.pt").exists():
             self.load(self.out / "checkpoint.pt")
@@ -415,7 +419,8 @@ class Trainer:
         return {"G": self.G.state_dict(), "Ds": self.Ds.state_dict(), "Dt": self.Dt.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
                 "elapsed": self.elapsed, "settings": dataclasses.asdict(self.s), "rng": self.gen.get_state(),
-                "torch_rng": torch.get_rng_state(), "n_photos": self.n_photos, "n_styles": self.n_styles}
+                "torch_rng": torch.get_rng_state(), "n_photos": self.n_photos, "n_styles": self.n_styles,
+                "init": self.init}
 
     def save(self, path: Path | None = None) -> Path:
         path = path or self.out / "checkpoint.pt"
@@ -432,6 +437,10 @@ class Trainer:
         self.opt_g.load_state_dict(st["opt_g"])
         self.opt_d.load_state_dict(st["opt_d"])
         self.step, self.elapsed = st["step"], st["elapsed"]
+        self.init = st.get("init", RANDOM_INIT)
+        if Path(st["settings"]["styles"]).resolve() != Path(self.s.styles).resolve():
+            # fine-tuning another style's weights: the model card must say where they came from
+            self.init = f"the weights of a run on {_rel(st['settings']['styles'])} at step {self.step} ({self.init})"
         self.gen.set_state(st["rng"])
         torch.set_rng_state(st["torch_rng"])
 
@@ -550,15 +559,15 @@ def load_generator(checkpoint: str | Path) -> tuple[Generator, dict]:
     return g.eval(), st
 
 
+def _rel(p: str | None) -> str | None:
+    return os.path.relpath(p) if p and os.path.isabs(p) else p
+
+
 def training_card(st: dict, metrics: dict | None = None, command: str | None = None) -> dict:
     s = st["settings"]
-
-    def rel(p):
-        return os.path.relpath(p) if p and os.path.isabs(p) else p
-
     card = {
         "trainer": "dctoon.train.ttn (DCT-Net TTN recipe, PyTorch)",
-        "data": {"photos": rel(s["photos"]), "styles": rel(s["styles"]), "n_photos_train": st.get("n_photos"),
+        "data": {"photos": _rel(s["photos"]), "styles": _rel(s["styles"]), "n_photos_train": st.get("n_photos"),
                  "n_exemplars": st.get("n_styles"), "holdout": s["holdout"]},
         "steps": st["step"], "warmup_steps": s["warmup"], "batch": s["batch"],
         "resolution": f"{s['res']}px crops covering {s['crop'][0]:g}-{s['crop'][1]:g} of 256px images"
@@ -569,7 +578,7 @@ def training_card(st: dict, metrics: dict | None = None, command: str | None = N
                                      "lowpass_weight", "grad_weight", "chroma_weight") if k in s},
         "content_loss": ("vgg19-conv4_4" if s.get("vgg_weights") else "lowpass-L1 + gradient structure")
                         + (" + colour-edge (chroma gradients)" if s.get("chroma_weight") else ""),
-        "init": "random (He/PyTorch default) + content-only warm-up",
+        "init": st.get("init", RANDOM_INIT),
     }
     if metrics:
         card["metrics"] = metrics
