@@ -283,13 +283,14 @@ class ContentLoss(nn.Module):
         """The content loss, and the expression term: the structure error weighted by ``mask``
         (Gaussian spots at the 5 landmarks: eyes, nose, mouth corners) so expressions survive
         stylisation; zero without a mask. Both share one set of structure maps."""
-        flat = self.flat(photo)
+        need_maps = self.vgg is None or mask is not None
+        flat = self.flat(photo) if need_maps or self.chroma_weight else None
         if self.vgg is not None:
             loss = F.l1_loss(self.vgg(out), self.vgg(photo))
         else:
             loss = self.lowpass_weight * F.l1_loss(self.lowpass(out), self.lowpass(photo))
         expr = out.new_zeros(())
-        if self.vgg is None or mask is not None:
+        if need_maps:
             gp, go = self.structure(flat), self.structure(out)
             if self.vgg is None:
                 loss = loss + self.grad_weight * (go - gp).abs().mean() * 4.0
@@ -484,14 +485,14 @@ class Trainer:
         # generator
         g_s = (self.Ds(surface_rep(out)) - 1).pow(2).mean()
         g_t = (self.Dt(texture_rep(out, tgen)) - 1).pow(2).mean()
-        c, e = self.content(photo, out, mask if s.w_expression > 0 else None)
+        c, e = self.content(photo, out, mask)  # mask: only loaded when the expression term is on
         tv = tv_loss(out)
         loss = s.w_surface * g_s + s.w_texture * g_t + s.w_content * c + s.w_tv * tv
         if s.w_superpixel > 0:
             sp = F.l1_loss(out, superpixel_rep(out, s.superpixels))
             loss = loss + s.w_superpixel * sp
             logs["superpixel"] = sp.item()
-        if mask is not None and s.w_expression > 0:
+        if mask is not None:
             loss = loss + s.w_expression * e
             logs["expr"] = e.item()
         self.opt_g.zero_grad(set_to_none=True)
