@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +138,44 @@ def test_ttn_steps_resume_and_export(tmp_path, monkeypatch):
         y = ttn_train.guided_filter(x, g(x), 1, 5e-3)
     want = torch.clamp((y + 1) * 127.5, 0, 255).permute(0, 2, 3, 1).numpy().astype(np.uint8).astype(np.int16)
     assert np.abs(got - want).max() <= 1  # truncation to uint8 may differ by one level
+
+
+def test_stop_time_is_the_next_one_even_past_midnight(tmp_path):
+    day = 1_800_000_000 - 1_800_000_000 % 86400  # a UTC midnight
+    at_2300 = day + 23 * 3600
+    assert ttn_train.stop_deadline("01:00", at_2300) - at_2300 == 2 * 3600  # tomorrow's 01:00
+    assert ttn_train.stop_deadline("23:30", at_2300) - at_2300 == 1800  # today's
+    assert ttn_train.stop_deadline(None, at_2300) == float("inf")
+    # bad input: one line, exit code 2, before any data is read
+    r = subprocess.run([sys.executable, "-m", "dctoon.train", "ttn", "--photos", str(tmp_path), "--styles",
+                        str(tmp_path), "--stop-at", "25:00"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr == "dctoon: error: --stop-at wants a UTC time HH:MM, got '25:00'\n"
+    r = subprocess.run([sys.executable, "-m", "dctoon.train", "ttn", "--photos", str(tmp_path), "--styles",
+                        str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr == "dctoon: error: no training images: 0 photos, 0 exemplars\n"
+
+
+def test_shift_loss_sees_patterns_locked_to_the_pixel_grid(tmp_path):
+    photo = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    dashes = torch.zeros(1, 1, 48, 48)
+    dashes[..., ::4, :] = 0.3  # a 4 px pattern tied to absolute pixel positions, as the stride-2 grid
+
+    def smooth(x):  # moves with the picture
+        return ttn_train.guided_filter(x, x, 2, 0.01)
+
+    def streaky(x):
+        return smooth(x) + dashes[..., : x.shape[-2], : x.shape[-1]]
+
+    def loss(fn, seed):
+        return ttn_train.shift_loss(fn, photo, fn(photo), torch.Generator().manual_seed(seed)).item()
+
+    assert max(loss(smooth, i) for i in range(8)) < 1e-5
+    assert np.mean([loss(streaky, i) for i in range(8)]) > 0.05  # shifts with dy % 4 != 0 leave the dashes behind
+    # the trainer adds the term and logs it
+    photos, styles = _toy_folders(tmp_path)
+    s = _toy_settings(tmp_path, photos, styles, steps=1)
+    trainer = ttn_train.Trainer(ttn_train.TTNSettings(**{**s.__dict__, "warmup": 0, "w_shift": 10.0}))
+    assert trainer.train_step()["shift"] >= 0 and ttn_train.training_card(trainer.state())["losses"]["w_shift"] == 10
 
 
 def test_superpixel_structure_target_is_flat_and_keeps_flat_images():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from . import settings
 from ._util import add_dataclass_arguments, dataclass_from_args
@@ -46,10 +45,9 @@ def _run(cls, module: str, fn_name: str, args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dctoon.train")
-    add_subcommands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    result = args.train_run(args)
-    if result is not None:
-        print(json.dumps(str(result)) if not isinstance(result, dict) else json.dumps(result, indent=2))
-    return 0
+    """``python -m dctoon.train ...`` is ``dctoon train ...``: the same parser, output and errors."""
+    import sys
+
+    from dctoon.cli import main as dctoon_main
+
+    return dctoon_main(["train", *(sys.argv[1:] if argv is None else argv)])

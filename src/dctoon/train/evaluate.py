@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dctoon.errors import InputError
+
 from ._util import dataset_files, read_bgr, write_json
 from .settings import EvalSettings
 
@@ -134,7 +136,7 @@ def evaluate(settings: EvalSettings) -> dict:
         files = files[: s.limit]
     photos = [read_bgr(p, 256) for p in files]
     if not photos:
-        raise ValueError(f"no held-out photos in {s.photos}")
+        raise InputError(f"no held-out photos in {s.photos}")
     ex_files = dataset_files(Path(s.exemplars), "train")
     exemplars = [read_bgr(p, 256) for p in ex_files]
     ex_colour, ex_grad = colour_hist(exemplars), gradient_hist(exemplars)

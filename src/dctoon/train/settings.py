@@ -44,6 +44,8 @@ class TTNSettings:
     w_tv: float = _f(1.0, "total variation weight")
     w_expression: float = _f(0.0, "expression term weight (structure error around the 5 landmarks)")
     w_superpixel: float = _f(0.0, "structure weight: L1 to the output's own superpixel mean colours (White-box)")
+    w_shift: float = _f(0.0, "shift-equivariance weight: L1 between the output of the photo moved 1-3 px and the"
+                             " output moved (stops streaks locked to the generator's 4 px grid; steadier video)")
     superpixels: int = _f(150, "SLIC superpixels per training crop for the structure term")
     lowpass_weight: float = _f(1.0, "content loss: low-pass L1 part")
     grad_weight: float = _f(1.0, "content loss: gradient (structure) part")
@@ -55,7 +57,7 @@ class TTNSettings:
     sample_every: int = _f(250, "write a sample grid every N steps")
     ckpt_every: int = _f(250, "write a checkpoint every N steps")
     resume: bool = _f(False, "continue from OUT/checkpoint.pt")
-    stop_at: str | None = _f(None, "stop (with a checkpoint) at this UTC time, HH:MM")
+    stop_at: str | None = _f(None, "stop (with a checkpoint) at the next HH:MM, UTC (past midnight too)")
     device: str = _f("cpu", "torch device")
 
 

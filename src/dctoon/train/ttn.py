@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dctoon.errors import InputError, ModelError
 from dctoon.ttn import LEAKY_SLOPE, conv_specs
 
 from ._util import LANDMARKS_FILE, dataset_files, read_bgr
@@ -197,6 +198,22 @@ def tv_loss(x: torch.Tensor) -> torch.Tensor:
     return (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
 
 
+def shift_loss(g, photo: torch.Tensor, out: torch.Tensor, gen: torch.Generator, margin: int = 8) -> torch.Tensor:
+    """Shift equivariance: the output of the photo moved by 1-3 px (a crop) against the same crop
+    of ``out = g(photo)``. The generator's two stride-2 levels give it a 4 px grid; patterns locked
+    to that grid (the dashed streaks along edges a strong texture critic provokes) do not move with
+    the picture, while real lines do. The same term keeps a moving head's texture steady in video.
+    ``margin`` px at the borders are left out (zero padding differs there)."""
+    k = int(torch.randint(1, 16, (1,), generator=gen))  # (dy, dx) in 0..3 each, never both 0
+    dy, dx = divmod(k, 4)
+    h, w = photo.shape[-2] - 4, photo.shape[-1] - 4
+    h, w = h - h % 4, w - w % 4
+    moved = g(photo[..., dy:dy + h, dx:dx + w])
+    same = out[..., dy:dy + h, dx:dx + w]
+    m = margin
+    return F.l1_loss(moved[..., m:-m, m:-m], same[..., m:-m, m:-m])
+
+
 def _gauss_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     r = max(1, math.ceil(2.5 * sigma))
     t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
@@ -264,7 +281,7 @@ class ContentLoss(nn.Module):
             missing = vgg.features.load_state_dict({k[len("features."):]: v for k, v in state.items()
                                                     if int(k.split(".")[1]) < len(vgg.features)}, strict=False)
             if missing.missing_keys:
-                raise ValueError(f"VGG19 weights file lacks {missing.missing_keys[:4]}")
+                raise ModelError(f"VGG19 weights file lacks {missing.missing_keys[:4]}")
             self.vgg = vgg.eval().requires_grad_(False)
 
     def lowpass(self, x):
@@ -364,12 +381,20 @@ def _save_grid(path: Path, rows: list[torch.Tensor]) -> None:
     cv2.imwrite(str(path), np.concatenate(cols, 1))
 
 
-def _stop_time_reached(stop_at: str | None) -> bool:
+def stop_deadline(stop_at: str | None, now: float | None = None) -> float:
+    """Epoch seconds of the next HH:MM UTC after ``now`` (tomorrow's when today's has passed, so a
+    run started at 23:00 with ``--stop-at 01:00`` trains two hours); infinity without a stop time."""
     if not stop_at:
-        return False
-    now = time.gmtime()
-    hh, mm = (int(v) for v in stop_at.split(":"))
-    return (now.tm_hour, now.tm_min) >= (hh, mm)
+        return math.inf
+    now = time.time() if now is None else now
+    try:
+        hh, mm = (int(v) for v in stop_at.split(":"))
+        assert 0 <= hh < 24 and 0 <= mm < 60
+    except (ValueError, AssertionError):
+        raise InputError(f"--stop-at wants a UTC time HH:MM, got {stop_at!r}") from None
+    day = now - now % 86400
+    deadline = day + hh * 3600 + mm * 60
+    return deadline if deadline > now else deadline + 86400
 
 
 RANDOM_INIT = "random (He/PyTorch default) + content-only warm-up"
@@ -378,6 +403,7 @@ RANDOM_INIT = "random (He/PyTorch default) + content-only warm-up"
 class Trainer:
     def __init__(self, s: TTNSettings):
         self.s = s
+        self.deadline = stop_deadline(s.stop_at)  # first: a bad --stop-at fails before the data loads
         torch.set_num_threads(s.threads)
         torch.manual_seed(s.seed)
         self.dev = torch.device(s.device)
@@ -388,7 +414,7 @@ class Trainer:
         photo_files = dataset_files(Path(s.photos), "train", s.holdout)
         style_files = dataset_files(Path(s.styles), "train", 0.0)
         if not photo_files or not style_files:
-            raise ValueError(f"no training images: {len(photo_files)} photos, {len(style_files)} exemplars")
+            raise InputError(f"no training images: {len(photo_files)} photos, {len(style_files)} exemplars")
         self.photos = load_folder(photo_files)
         self.styles = load_folder(style_files)
         self.n_photos, self.n_styles = len(photo_files), len(style_files)
@@ -492,6 +518,10 @@ class Trainer:
             sp = F.l1_loss(out, superpixel_rep(out, s.superpixels))
             loss = loss + s.w_superpixel * sp
             logs["superpixel"] = sp.item()
+        if s.w_shift > 0:
+            sh = shift_loss(self.forward_g, photo, out, self.gen)
+            loss = loss + s.w_shift * sh
+            logs["shift"] = sh.item()
         if mask is not None:
             loss = loss + s.w_expression * e
             logs["expr"] = e.item()
@@ -531,7 +561,7 @@ class Trainer:
                 with open(self.out / "log.jsonl", "a") as log:
                     log.write(json.dumps(rec) + "\n")
                 print(json.dumps(rec), flush=True)
-            stop = _stop_time_reached(s.stop_at)
+            stop = now >= self.deadline
             if self.step % s.sample_every == 0:
                 self.sample()
             if self.step % s.ckpt_every == 0 or self.step == s.steps or stop:
@@ -575,7 +605,7 @@ def training_card(st: dict, metrics: dict | None = None, command: str | None = N
                       " (fully convolutional: runs at any size)",
         "hardware": "2-core CPU" if s["device"] == "cpu" else s["device"],
         "wall_time_s": round(st["elapsed"], 1),
-        "losses": {k: s[k] for k in ("w_surface", "w_texture", "w_content", "w_tv", "w_expression", "w_superpixel",
+        "losses": {k: s[k] for k in ("w_surface", "w_texture", "w_content", "w_tv", "w_expression", "w_superpixel", "w_shift",
                                      "lowpass_weight", "grad_weight", "chroma_weight") if k in s},
         "content_loss": ("vgg19-conv4_4" if s.get("vgg_weights") else "lowpass-L1 + gradient structure")
                         + (" + colour-edge (chroma gradients)" if s.get("chroma_weight") else ""),
