@@ -146,6 +146,9 @@ def test_stop_time_is_the_next_one_even_past_midnight(tmp_path):
     assert ttn_train.stop_deadline("01:00", at_2300) - at_2300 == 2 * 3600  # tomorrow's 01:00
     assert ttn_train.stop_deadline("23:30", at_2300) - at_2300 == 1800  # today's
     assert ttn_train.stop_deadline(None, at_2300) == float("inf")
+    for bad in ("1pm", "7:5x", "24:00"):
+        with pytest.raises(ttn_train.InputError, match="HH:MM"):
+            ttn_train.stop_deadline(bad, at_2300)
     # bad input: one line, exit code 2, before any data is read
     r = subprocess.run([sys.executable, "-m", "dctoon.train", "ttn", "--photos", str(tmp_path), "--styles",
                         str(tmp_path), "--stop-at", "25:00"], capture_output=True, text=True)

@@ -387,11 +387,10 @@ def stop_deadline(stop_at: str | None, now: float | None = None) -> float:
     if not stop_at:
         return math.inf
     now = time.time() if now is None else now
-    try:
-        hh, mm = (int(v) for v in stop_at.split(":"))
-        assert 0 <= hh < 24 and 0 <= mm < 60
-    except (ValueError, AssertionError):
-        raise InputError(f"--stop-at wants a UTC time HH:MM, got {stop_at!r}") from None
+    hh, _, mm = stop_at.partition(":")
+    if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+        raise InputError(f"--stop-at wants a UTC time HH:MM, got {stop_at!r}")
+    hh, mm = int(hh), int(mm)
     day = now - now % 86400
     deadline = day + hh * 3600 + mm * 60
     return deadline if deadline > now else deadline + 86400
