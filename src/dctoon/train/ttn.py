@@ -210,8 +210,8 @@ def shift_loss(g, photo: torch.Tensor, out: torch.Tensor, gen: torch.Generator, 
     h, w = h - h % 4, w - w % 4
     moved = g(photo[..., dy:dy + h, dx:dx + w])
     same = out[..., dy:dy + h, dx:dx + w]
-    m = margin
-    return F.l1_loss(moved[..., m:-m, m:-m], same[..., m:-m, m:-m])
+    inner = (..., slice(margin, -margin), slice(margin, -margin))
+    return F.l1_loss(moved[inner], same[inner])
 
 
 def _gauss_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -604,8 +604,8 @@ def training_card(st: dict, metrics: dict | None = None, command: str | None = N
                       " (fully convolutional: runs at any size)",
         "hardware": "2-core CPU" if s["device"] == "cpu" else s["device"],
         "wall_time_s": round(st["elapsed"], 1),
-        "losses": {k: s[k] for k in ("w_surface", "w_texture", "w_content", "w_tv", "w_expression", "w_superpixel", "w_shift",
-                                     "lowpass_weight", "grad_weight", "chroma_weight") if k in s},
+        "losses": {k: s[k] for k in ("w_surface", "w_texture", "w_content", "w_tv", "w_expression", "w_superpixel",
+                                     "w_shift", "lowpass_weight", "grad_weight", "chroma_weight") if k in s},
         "content_loss": ("vgg19-conv4_4" if s.get("vgg_weights") else "lowpass-L1 + gradient structure")
                         + (" + colour-edge (chroma gradients)" if s.get("chroma_weight") else ""),
         "init": st.get("init", RANDOM_INIT),
