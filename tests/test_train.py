@@ -181,6 +181,39 @@ def test_shift_loss_sees_patterns_locked_to_the_pixel_grid(tmp_path):
     assert trainer.train_step()["shift"] >= 0 and ttn_train.training_card(trainer.state())["losses"]["w_shift"] == 10
 
 
+def test_edge_promoting_negatives_blur_the_outlines_and_nothing_else(tmp_path):
+    x = torch.full((1, 3, 64, 64), 0.4)
+    x += 0.02 * torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))  # faint texture
+    x[..., 30:32] = -0.8  # a 2 px dark outline
+    soft = ttn_train.soften_edges(x)
+    step = lambda t: (t[..., 1:] - t[..., :-1]).abs().amax().item()  # noqa: E731
+    assert step(soft) < 0.6 * step(x)  # the outline is softened
+    torch.testing.assert_close(soft[..., :24], x[..., :24], atol=0, rtol=0)  # away from it: untouched
+    torch.testing.assert_close(soft[..., 38:], x[..., 38:], atol=0, rtol=0)
+    # in the trainer the softened exemplars are one more set of fakes for the texture critic
+    photos, styles = _toy_folders(tmp_path)
+    s = _toy_settings(tmp_path, photos, styles, steps=1)
+    d_t = {w: ttn_train.Trainer(ttn_train.TTNSettings(**{**s.__dict__, "warmup": 0, "w_edge": w})).train_step()["d_t"]
+           for w in (0.0, 1.0)}
+    assert d_t[1.0] > d_t[0.0] + 1e-4
+
+
+def test_outline_term_inks_dark_lines_not_skin_texture(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    x = torch.full((1, 3, 64, 64), 0.3) + 0.03 * torch.randn(1, 3, 64, 64, generator=g)  # "skin" with grain
+    x[..., 20:, :] = -0.2  # a shading step
+    x[..., 40:42] = -0.9  # a thin dark line (the line of lips or an eyelid)
+    m = ttn_train.outline_mask(x)
+    assert m[..., 24:60, 40:42].mean() > 0.9  # inked
+    assert m[..., 4:16, 4:36].max() < 0.05 and m[..., 26:60, 4:34].max() < 0.05  # grain and flat shading: not
+    dim = ttn_train.outline_mask(x * 0.25)  # the same face, a quarter of the contrast: the same lines
+    assert (dim - m).abs().mean() < 0.01
+    photos, styles = _toy_folders(tmp_path)
+    s = _toy_settings(tmp_path, photos, styles, steps=1)
+    trainer = ttn_train.Trainer(ttn_train.TTNSettings(**{**s.__dict__, "warmup": 0, "w_lines": 2.0}))
+    assert trainer.train_step()["lines"] > 0 and ttn_train.training_card(trainer.state())["losses"]["w_lines"] == 2
+
+
 def test_superpixel_structure_target_is_flat_and_keeps_flat_images():
     """White-box's structure representation: segment means; a flat image is its own target."""
     x = torch.zeros(1, 3, 32, 32)

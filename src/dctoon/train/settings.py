@@ -46,6 +46,10 @@ class TTNSettings:
     w_superpixel: float = _f(0.0, "structure weight: L1 to the output's own superpixel mean colours (White-box)")
     w_shift: float = _f(0.0, "shift-equivariance weight: L1 between the output of the photo moved 1-3 px and the"
                              " output moved (stops streaks locked to the generator's 4 px grid; steadier video)")
+    w_edge: float = _f(0.0, "edge-promoting weight (CartoonGAN): exemplars with blurred outlines shown to the texture"
+                            " critic as fakes, so the generator learns crisp lines instead of soft edges")
+    w_lines: float = _f(0.0, "outline weight: L1 toward dark lines (a 30%% shade of the output's superpixel colour)"
+                             " where the flattened photo has XDoG outlines: eyes, brows, lips, jaw, hair")
     superpixels: int = _f(150, "SLIC superpixels per training crop for the structure term")
     lowpass_weight: float = _f(1.0, "content loss: low-pass L1 part")
     grad_weight: float = _f(1.0, "content loss: gradient (structure) part")
