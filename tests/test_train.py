@@ -193,8 +193,8 @@ def test_edge_promoting_negatives_blur_the_outlines_and_nothing_else(tmp_path):
     # in the trainer the softened exemplars are one more set of fakes for the texture critic
     photos, styles = _toy_folders(tmp_path)
     s = _toy_settings(tmp_path, photos, styles, steps=1)
-    d_t = {w: ttn_train.Trainer(ttn_train.TTNSettings(**{**s.__dict__, "warmup": 0, "w_edge": w})).train_step()["d_t"]
-           for w in (0.0, 1.0)}
+    d_t = {w: ttn_train.Trainer(ttn_train.TTNSettings(**{**s.__dict__, "warmup": 0, "w_edge": w}))
+           .train_step()["d_t"] for w in (0.0, 1.0)}
     assert d_t[1.0] > d_t[0.0] + 1e-4
 
 

@@ -18,6 +18,10 @@ Recipe (DCT-Net, SIGGRAPH 2022, section 3.2, built on White-box Cartoonization):
   expression term (the structure loss re-weighted around the 5 facial landmarks);
 - LSGAN losses, Adam (lr 2e-4, betas 0.5/0.99).
 
+Additions, each optional (weight 0 by default): White-box's superpixel structure term, a colour-edge
+part of the content loss, shift equivariance (``shift_loss``), CartoonGAN's edge-promoting negatives
+(``soften_edges``) and an outline term (``outline_mask``) that inks where XDoG finds lines.
+
 Content loss without downloadable VGG weights: by default ``ContentLoss`` compares a low-pass
 (blur + 4x downsample) version of photo and output with L1 and the gradients of the blurred grey
 images at half resolution. The low-pass term keeps identity, colour layout and shading; the
@@ -209,8 +213,8 @@ def soften_edges(x: torch.Tensor, fraction: float = 0.05) -> torch.Tensor:
 def outline_mask(photo: torch.Tensor, threshold: float = 0.015, sigma: float = 1.0) -> torch.Tensor:
     """Where a cartoonist would ink (XDoG): pixels darker than their surroundings (a difference of two
     Gaussians) in the photo's grey, contrast-stretched per image (2nd-98th percentile, so dim photos
-    get lines too) and flattened by an edge-preserving filter. Soft mask in [0, 1]; about 3% of a face crop:
-    eyes, brows, nostrils, lips, jaw and hair outlines, but not skin texture."""
+    get lines too) and flattened by an edge-preserving filter. Soft mask in [0, 1]; 3-4% of a face
+    crop: eyes, brows, nostrils, lips, jaw and hair outlines, but not skin grain."""
     g = _grey(photo)
     q = torch.quantile(g.flatten(1), g.new_tensor([0.02, 0.98]), dim=1).T[:, :, None, None]
     g = (g - q[:, :1]) / (q[:, 1:] - q[:, :1]).clamp_min(0.1)
@@ -639,7 +643,8 @@ def training_card(st: dict, metrics: dict | None = None, command: str | None = N
         "hardware": "2-core CPU" if s["device"] == "cpu" else s["device"],
         "wall_time_s": round(st["elapsed"], 1),
         "losses": {k: s[k] for k in ("w_surface", "w_texture", "w_content", "w_tv", "w_expression", "w_superpixel",
-                                     "w_shift", "w_edge", "w_lines", "lowpass_weight", "grad_weight", "chroma_weight") if k in s},
+                                     "w_shift", "w_edge", "w_lines", "lowpass_weight", "grad_weight",
+                                     "chroma_weight") if k in s},
         "content_loss": ("vgg19-conv4_4" if s.get("vgg_weights") else "lowpass-L1 + gradient structure")
                         + (" + colour-edge (chroma gradients)" if s.get("chroma_weight") else ""),
         "init": st.get("init", RANDOM_INIT),
