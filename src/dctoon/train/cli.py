@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from . import settings
 from ._util import add_dataclass_arguments, dataclass_from_args
@@ -46,8 +47,6 @@ def _run(cls, module: str, fn_name: str, args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m dctoon.train ...`` is ``dctoon train ...``: the same parser, output and errors."""
-    import sys
-
     from dctoon.cli import main as dctoon_main
 
     return dctoon_main(["train", *(sys.argv[1:] if argv is None else argv)])

@@ -544,15 +544,15 @@ class Trainer:
         c, e = self.content(photo, out, mask)  # mask: only loaded when the expression term is on
         tv = tv_loss(out)
         loss = s.w_surface * g_s + s.w_texture * g_t + s.w_content * c + s.w_tv * tv
-        if s.w_superpixel > 0 or s.w_lines > 0:
-            flat = superpixel_rep(out, s.superpixels)
+        if s.w_superpixel > 0 or s.w_lines > 0:  # one SLIC pass serves both terms
+            segments = superpixel_rep(out, s.superpixels)
         if s.w_superpixel > 0:
-            sp = F.l1_loss(out, flat)
+            sp = F.l1_loss(out, segments)
             loss = loss + s.w_superpixel * sp
             logs["superpixel"] = sp.item()
-        if s.w_lines > 0:  # ink: the outlines in a dark shade (30%) of the output's own flat colour
+        if s.w_lines > 0:  # ink: the outlines in a dark shade (30%) of the output's own superpixel colour
             m = outline_mask(photo)
-            ink = (m * (out - ((flat + 1) * 0.3 - 1)).abs()).sum() / (3 * m.sum()).clamp_min(16.0)
+            ink = (m * (out - ((segments + 1) * 0.3 - 1)).abs()).sum() / (3 * m.sum()).clamp_min(16.0)
             loss = loss + s.w_lines * ink
             logs["lines"] = ink.item()
         if s.w_shift > 0:
