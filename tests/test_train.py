@@ -225,6 +225,41 @@ def test_superpixel_structure_target_is_flat_and_keeps_flat_images():
     assert len(torch.unique(flat[0, 0])) <= 40
 
 
+def test_felzenszwalb_regions_keep_the_edges_slic_smears(tmp_path):
+    """The posterising segmenter: regions follow colour edges, so a step off the SLIC grid stays sharp."""
+    x = torch.zeros(1, 3, 64, 64)
+    x[..., 27:] = 0.6
+    noisy = x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    err = {m: (ttn_train.superpixel_rep(noisy, 40, m) - x)[..., 25:30].abs().mean().item()
+           for m in ("slic", "felzenszwalb")}
+    assert err["felzenszwalb"] < 0.02 and err["felzenszwalb"] < 0.2 * err["slic"]
+    torch.testing.assert_close(ttn_train.superpixel_rep(x, 40, "felzenszwalb"), x, atol=1e-6, rtol=0)
+    photos, styles = _toy_folders(tmp_path)
+    s = _toy_settings(tmp_path, photos, styles, steps=1)
+    trainer = ttn_train.Trainer(ttn_train.TTNSettings(**{**s.__dict__, "warmup": 0, "w_superpixel": 1.0,
+                                                         "segmenter": "felzenszwalb"}))
+    assert trainer.train_step()["superpixel"] > 0
+    assert ttn_train.training_card(trainer.state())["structure_regions"] == "felzenszwalb"
+
+
+def test_structure_floor_frees_gentle_shading_and_keeps_outlines():
+    """Above the floor the photo's gradients are kept; below it a ramp may become two flat tones."""
+    photo = torch.linspace(-0.3, 0.3, 64).view(1, 1, 1, 64).expand(1, 3, 64, 64).clone()  # gentle shading
+    no_line = photo.clone()
+    photo[..., 20:24, :] = -0.9  # a dark outline across it
+    two_tones = torch.where(photo > -0.9, torch.where(torch.arange(64) < 32, -0.15, 0.15), photo)
+    for floor in (0.0, 0.03):
+        c = ttn_train.ContentLoss(lowpass_weight=0, flatten=False, structure_floor=floor)
+        ramp, tones, gone = (c(photo, out)[0].item() for out in (photo, two_tones, no_line))
+        if floor == 0:
+            assert ramp == 0 and tones > 0.04  # the plain loss pins the shading ramp
+        else:
+            assert tones < ramp and gone > 4 * tones  # tones are free; losing the outline is not
+    spots = torch.ones(1, 1, 64, 64)  # the expression term keeps all of the shading near the landmarks
+    expr = [ttn_train.ContentLoss(structure_floor=f)(photo, two_tones, spots)[1].item() for f in (0.0, 0.03)]
+    assert expr[0] == expr[1] > 0
+
+
 def test_chroma_term_sees_coloured_fringes_the_grey_loss_misses():
     g = torch.Generator().manual_seed(0)
     photo = ttn_train.guided_filter(x := torch.rand(2, 3, 64, 64, generator=g) * 2 - 1, x, 4, 0.04)  # smooth

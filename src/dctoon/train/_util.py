@@ -86,7 +86,8 @@ def write_json(path: Path, obj) -> None:
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> argparse.ArgumentParser:
     """One ``--flag`` per dataclass field (underscores become dashes); fields whose metadata has
-    ``positional=True`` become positional arguments. Help text comes from ``metadata['help']``."""
+    ``positional=True`` become positional arguments. Help text comes from ``metadata['help']``, allowed
+    values from ``metadata['choices']``."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         meta = dict(f.metadata)
@@ -114,7 +115,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> argparse.Ar
             parser.add_argument(flag, type=args[0], nargs=len(args) if origin is tuple else "+",
                                 default=default, help=help_text)
         else:
-            parser.add_argument(flag, type=tp, default=default, help=help_text, required=bool(meta.get("required")))
+            parser.add_argument(flag, type=tp, default=default, help=help_text, required=bool(meta.get("required")),
+                                choices=meta.get("choices"))
     return parser
 
 

@@ -51,9 +51,14 @@ class TTNSettings:
     w_lines: float = _f(0.0, "outline weight: L1 toward dark lines (a 30%% shade of the output's superpixel colour)"
                              " where the flattened photo has XDoG outlines: eyes, brows, lips, jaw, hair")
     superpixels: int = _f(150, "SLIC superpixels per training crop for the structure term")
+    segmenter: str = _f("slic", "structure term's regions: slic (compact superpixels: smoothing) or felzenszwalb"
+                                " (regions that follow the output's colour edges: posterised, flat shading)",
+                        choices=("slic", "felzenszwalb"))
     lowpass_weight: float = _f(1.0, "content loss: low-pass L1 part")
     grad_weight: float = _f(1.0, "content loss: gradient (structure) part")
     chroma_weight: float = _f(0.0, "content loss: colour-edge part (stops green/magenta fringes at lines)")
+    structure_floor: float = _f(0.0, "content loss: photo gradients weaker than this (gentle shading; median"
+                                     " 0.02 on a -1..1 scale) are not kept, so shading can settle into flat tones")
     flatten: bool = _f(True, "content loss: take the structure target from the edge-preserving flattened photo")
     vgg_weights: str | None = _f(None, "torchvision vgg19 state dict: use White-box's VGG19 conv4_4 content loss")
     threads: int = _f(1, "torch CPU threads")

@@ -18,9 +18,10 @@ Recipe (DCT-Net, SIGGRAPH 2022, section 3.2, built on White-box Cartoonization):
   expression term (the structure loss re-weighted around the 5 facial landmarks);
 - LSGAN losses, Adam (lr 2e-4, betas 0.5/0.99).
 
-Additions, each optional (weight 0 by default): White-box's superpixel structure term, a colour-edge
-part of the content loss, shift equivariance (``shift_loss``), CartoonGAN's edge-promoting negatives
-(``soften_edges``) and an outline term (``outline_mask``) that inks where XDoG finds lines.
+Additions, each optional (weight 0 by default): White-box's superpixel structure term (SLIC cells or
+Felzenszwalb regions), a colour-edge part of the content loss, shift equivariance (``shift_loss``),
+CartoonGAN's edge-promoting negatives (``soften_edges``) and an outline term (``outline_mask``) that
+inks where XDoG finds lines.
 
 Content loss without downloadable VGG weights: by default ``ContentLoss`` compares a low-pass
 (blur + 4x downsample) version of photo and output with L1 and the gradients of the blurred grey
@@ -180,17 +181,23 @@ def texture_rep(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Te
     return grey
 
 
-def superpixel_rep(x: torch.Tensor, segments: int = 150) -> torch.Tensor:
-    """Structure representation (White-box): the image cut into SLIC superpixels, each filled with its
-    mean colour. Pulling the output toward it (detached) rewards flat regions bounded by the output's
-    own edges, the flat-colour look that neither discriminator alone reaches quickly."""
-    from skimage.segmentation import slic
+def superpixel_rep(x: torch.Tensor, segments: int = 150, method: str = "slic") -> torch.Tensor:
+    """Structure representation (White-box): the image cut into regions, each filled with its mean
+    colour. Pulling the output toward it (detached) rewards flat regions bounded by the output's own
+    edges, the flat-colour look that neither discriminator alone reaches quickly. ``slic``: about
+    ``segments`` compact superpixels, which also cross soft edges (a smoothing target).
+    ``felzenszwalb``: graph regions that follow the colour edges (the base of White-box's selective
+    search), so shading splits into flat bands: a posterising target."""
+    from skimage.segmentation import felzenszwalb, slic
 
     arr = x.detach().permute(0, 2, 3, 1).cpu().numpy().astype(np.float64)
     out = np.empty_like(arr)
     for i, im in enumerate(arr):
         rgb = np.clip((im[..., ::-1] + 1) / 2, 0, 1)
-        labels = slic(rgb, n_segments=segments, compactness=10, start_label=0, channel_axis=-1).ravel()
+        if method == "felzenszwalb":  # scale 50 on 0-255 colours; regions of at least 20 px
+            labels = felzenszwalb(rgb * 255, scale=50, sigma=0.8, min_size=20).ravel()
+        else:
+            labels = slic(rgb, n_segments=segments, compactness=10, start_label=0, channel_axis=-1).ravel()
         count = np.maximum(np.bincount(labels), 1)
         flat = im.reshape(-1, 3)
         means = np.stack([np.bincount(labels, flat[:, c]) / count for c in range(3)], 1)
@@ -298,10 +305,10 @@ class ContentLoss(nn.Module):
     """Structure-keeping content loss (see module docstring); pretrained VGG19 when given weights."""
 
     def __init__(self, vgg_weights: str | None = None, lowpass_weight: float = 1.0, grad_weight: float = 1.0,
-                 flatten: bool = True, chroma_weight: float = 0.0):
+                 flatten: bool = True, chroma_weight: float = 0.0, structure_floor: float = 0.0):
         super().__init__()
         self.vgg = None
-        self.flatten = flatten
+        self.flatten, self.structure_floor = flatten, structure_floor
         self.lowpass_weight, self.grad_weight, self.chroma_weight = lowpass_weight, grad_weight, chroma_weight
         if vgg_weights:
             vgg = VGG19Features()
@@ -325,10 +332,17 @@ class ContentLoss(nn.Module):
     def structure(self, x):
         return _gradients(_grey(F.avg_pool2d(_gauss_blur(x, 1.0), 2)))
 
+    def floored(self, gp):
+        """Structure maps with gradients weaker than ``structure_floor`` (gentle shading) set to zero:
+        L1 on gradients is indifferent between a ramp and a step of the same rise, so outlines and
+        features stay pinned while shading is free to settle into flat tones."""
+        return gp * (gp.abs() > self.structure_floor) if self.structure_floor > 0 else gp
+
     def forward(self, photo, out, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The content loss, and the expression term: the structure error weighted by ``mask``
         (Gaussian spots at the 5 landmarks: eyes, nose, mouth corners) so expressions survive
-        stylisation; zero without a mask. Both share one set of structure maps."""
+        stylisation; zero without a mask. Both share one set of structure maps; the expression term
+        keeps the shading the floor lets go (eye sockets, the nose: what a face detector looks for)."""
         need_maps = self.vgg is None or mask is not None
         flat = self.flat(photo) if need_maps or self.chroma_weight else None
         if self.vgg is not None:
@@ -339,7 +353,7 @@ class ContentLoss(nn.Module):
         if need_maps:
             gp, go = self.structure(flat), self.structure(out)
             if self.vgg is None:
-                loss = loss + self.grad_weight * (go - gp).abs().mean() * 4.0
+                loss = loss + self.grad_weight * (go - self.floored(gp)).abs().mean() * 4.0
             if mask is not None:
                 m = F.avg_pool2d(mask, 2)[..., : gp.shape[-2], : gp.shape[-1]]
                 expr = ((go - gp).abs() * m).sum() / (m.sum() * gp.shape[1] + 1e-6) * 4.0
@@ -458,7 +472,7 @@ class Trainer:
         self.Ds = PatchDiscriminator(3).to(self.dev)
         self.Dt = PatchDiscriminator(1).to(self.dev)
         self.content = ContentLoss(s.vgg_weights, s.lowpass_weight, s.grad_weight, s.flatten,
-                                   s.chroma_weight).to(self.dev)
+                                   s.chroma_weight, s.structure_floor).to(self.dev)
         self.opt_g = torch.optim.Adam(self.G.parameters(), s.lr, betas=(0.5, 0.99))
         self.opt_d = torch.optim.Adam(list(self.Ds.parameters()) + list(self.Dt.parameters()), s.lr,
                                       betas=(0.5, 0.99))
@@ -544,8 +558,8 @@ class Trainer:
         c, e = self.content(photo, out, mask)  # mask: only loaded when the expression term is on
         tv = tv_loss(out)
         loss = s.w_surface * g_s + s.w_texture * g_t + s.w_content * c + s.w_tv * tv
-        if s.w_superpixel > 0 or s.w_lines > 0:  # one SLIC pass serves both terms
-            segments = superpixel_rep(out, s.superpixels)
+        if s.w_superpixel > 0 or s.w_lines > 0:  # one segmentation serves both terms
+            segments = superpixel_rep(out, s.superpixels, s.segmenter)
         if s.w_superpixel > 0:
             sp = F.l1_loss(out, segments)
             loss = loss + s.w_superpixel * sp
@@ -644,11 +658,13 @@ def training_card(st: dict, metrics: dict | None = None, command: str | None = N
         "wall_time_s": round(st["elapsed"], 1),
         "losses": {k: s[k] for k in ("w_surface", "w_texture", "w_content", "w_tv", "w_expression", "w_superpixel",
                                      "w_shift", "w_edge", "w_lines", "lowpass_weight", "grad_weight",
-                                     "chroma_weight") if k in s},
+                                     "chroma_weight", "structure_floor") if k in s},
         "content_loss": ("vgg19-conv4_4" if s.get("vgg_weights") else "lowpass-L1 + gradient structure")
                         + (" + colour-edge (chroma gradients)" if s.get("chroma_weight") else ""),
         "init": st.get("init", RANDOM_INIT),
     }
+    if s.get("w_superpixel") or s.get("w_lines"):
+        card["structure_regions"] = s.get("segmenter", "slic")
     if metrics:
         card["metrics"] = metrics
     if command:
