@@ -75,7 +75,7 @@ def _toy_folders(tmp_path: Path, n_photos: int = 6, n_styles: int = 4) -> tuple[
 
     rng = np.random.default_rng(0)
     photos, styles = tmp_path / "photos", tmp_path / "styles"
-    photos.mkdir()
+    photos.mkdir(parents=True)
     styles.mkdir()
     for i in range(n_photos):
         img = cv2.GaussianBlur(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), (7, 7), 2)
@@ -91,6 +91,13 @@ def _toy_settings(tmp_path: Path, photos: Path, styles: Path, steps: int) -> ttn
     return ttn_train.TTNSettings(photos=str(photos), styles=str(styles), out=str(tmp_path / "run"), steps=steps,
                                  warmup=1, batch=2, res=32, sample_every=2, ckpt_every=2, holdout=0.0,
                                  w_expression=0.5, w_superpixel=1.0, superpixels=20)
+
+
+def _adversarial_trainer(tmp_path: Path, **overrides) -> ttn_train.Trainer:
+    """A toy trainer past its warm-up (the next step is adversarial), with the given settings changed."""
+    photos, styles = _toy_folders(tmp_path)
+    s = _toy_settings(tmp_path, photos, styles, steps=1)
+    return ttn_train.Trainer(ttn_train.TTNSettings(**{**s.__dict__, "warmup": 0, **overrides}))
 
 
 def test_ttn_steps_resume_and_export(tmp_path, monkeypatch):
@@ -175,9 +182,7 @@ def test_shift_loss_sees_patterns_locked_to_the_pixel_grid(tmp_path):
     assert max(loss(smooth, i) for i in range(8)) < 1e-5
     assert np.mean([loss(streaky, i) for i in range(8)]) > 0.05  # shifts with dy % 4 != 0 leave the dashes behind
     # the trainer adds the term and logs it
-    photos, styles = _toy_folders(tmp_path)
-    s = _toy_settings(tmp_path, photos, styles, steps=1)
-    trainer = ttn_train.Trainer(ttn_train.TTNSettings(**{**s.__dict__, "warmup": 0, "w_shift": 10.0}))
+    trainer = _adversarial_trainer(tmp_path, w_shift=10.0)
     assert trainer.train_step()["shift"] >= 0 and ttn_train.training_card(trainer.state())["losses"]["w_shift"] == 10
 
 
@@ -191,10 +196,7 @@ def test_edge_promoting_negatives_blur_the_outlines_and_nothing_else(tmp_path):
     torch.testing.assert_close(soft[..., :24], x[..., :24], atol=0, rtol=0)  # away from it: untouched
     torch.testing.assert_close(soft[..., 38:], x[..., 38:], atol=0, rtol=0)
     # in the trainer the softened exemplars are one more set of fakes for the texture critic
-    photos, styles = _toy_folders(tmp_path)
-    s = _toy_settings(tmp_path, photos, styles, steps=1)
-    d_t = {w: ttn_train.Trainer(ttn_train.TTNSettings(**{**s.__dict__, "warmup": 0, "w_edge": w}))
-           .train_step()["d_t"] for w in (0.0, 1.0)}
+    d_t = {w: _adversarial_trainer(tmp_path / f"w{w}", w_edge=w).train_step()["d_t"] for w in (0.0, 1.0)}
     assert d_t[1.0] > d_t[0.0] + 1e-4
 
 
@@ -208,9 +210,7 @@ def test_outline_term_inks_dark_lines_not_skin_texture(tmp_path):
     assert m[..., 4:16, 4:36].max() < 0.05 and m[..., 26:60, 4:34].max() < 0.05  # grain and flat shading: not
     dim = ttn_train.outline_mask(x * 0.25)  # the same face, a quarter of the contrast: the same lines
     assert (dim - m).abs().mean() < 0.01
-    photos, styles = _toy_folders(tmp_path)
-    s = _toy_settings(tmp_path, photos, styles, steps=1)
-    trainer = ttn_train.Trainer(ttn_train.TTNSettings(**{**s.__dict__, "warmup": 0, "w_lines": 2.0}))
+    trainer = _adversarial_trainer(tmp_path, w_lines=2.0)
     assert trainer.train_step()["lines"] > 0 and ttn_train.training_card(trainer.state())["losses"]["w_lines"] == 2
 
 
@@ -234,10 +234,7 @@ def test_felzenszwalb_regions_keep_the_edges_slic_smears(tmp_path):
            for m in ("slic", "felzenszwalb")}
     assert err["felzenszwalb"] < 0.02 and err["felzenszwalb"] < 0.2 * err["slic"]
     torch.testing.assert_close(ttn_train.superpixel_rep(x, 40, "felzenszwalb"), x, atol=1e-6, rtol=0)
-    photos, styles = _toy_folders(tmp_path)
-    s = _toy_settings(tmp_path, photos, styles, steps=1)
-    trainer = ttn_train.Trainer(ttn_train.TTNSettings(**{**s.__dict__, "warmup": 0, "w_superpixel": 1.0,
-                                                         "segmenter": "felzenszwalb"}))
+    trainer = _adversarial_trainer(tmp_path, w_superpixel=1.0, segmenter="felzenszwalb")
     assert trainer.train_step()["superpixel"] > 0
     assert ttn_train.training_card(trainer.state())["structure_regions"] == "felzenszwalb"
 
