@@ -113,8 +113,9 @@ def test_ttn_steps_resume_and_export(tmp_path, monkeypatch):
 
     # resume continues from step 3 with the same weights
     saved = torch.load(ckpt, weights_only=False)
-    resumed = ttn_train.Trainer(ttn_train.TTNSettings(**{**s.__dict__, "steps": 5, "resume": True}))
+    resumed = ttn_train.Trainer(ttn_train.TTNSettings(**{**s.__dict__, "steps": 5, "resume": True, "lr": 5e-5}))
     assert resumed.step == 3
+    assert {g["lr"] for opt in (resumed.opt_g, resumed.opt_d) for g in opt.param_groups} == {5e-5}  # not the saved one
     for k, v in saved["G"].items():
         assert torch.equal(resumed.G.state_dict()[k], v)
     resumed.run()
@@ -212,6 +213,55 @@ def test_outline_term_inks_dark_lines_not_skin_texture(tmp_path):
     assert (dim - m).abs().mean() < 0.01
     trainer = _adversarial_trainer(tmp_path, w_lines=2.0)
     assert trainer.train_step()["lines"] > 0 and ttn_train.training_card(trainer.state())["losses"]["w_lines"] == 2
+
+
+def test_abstraction_flattens_shading_into_bands_and_inks_lines(tmp_path):
+    """The paired target: a grainy shading ramp becomes a few flat bands, a thin dark line gets darker."""
+    rng = np.random.default_rng(0)
+    ramp = np.tile(np.linspace(60, 200, 128), (128, 1))
+    photo = np.clip(ramp[..., None] + rng.normal(0, 6, (128, 128, 3)), 0, 255).astype(np.uint8)
+    photo[:, 90:92] = 40  # a thin dark line across the shading
+    out = ttn_train.abstraction(photo)
+    grey = lambda im: im.astype(np.float32).mean(2)  # noqa: E731
+    slope = lambda im: np.abs(np.diff(grey(im)[:, :80].mean(0)))  # noqa: E731  (ramp: 1.1 levels per px)
+    assert (slope(out) < 0.3).mean() > 0.3 > 0.05 > (slope(photo) < 0.3).mean()  # a staircase of flat bands
+    assert grey(out)[10:118, 4:80].std(0).mean() < 0.3 * grey(photo)[10:118, 4:80].std(0).mean()  # grain gone
+    assert grey(out)[:, 90:92].mean() < 0.8 * grey(photo)[:, 90:92].mean()  # the line is inked
+    flat = np.full((64, 64, 3), 128, np.uint8)
+    flat_out = ttn_train.abstraction(flat)  # nothing to draw: one flat tone, within half a band (256/8/2)
+    assert len(np.unique(flat_out)) == 1 and abs(int(flat_out[0, 0, 0]) - 128) <= 16
+    # in the trainer the target is the abstraction of the photo, warped with it (flips, scale, rotation);
+    # images load at 256 px, so a full window at 256 is the identity (or a flip)
+    trainer = _adversarial_trainer(tmp_path, w_abstract=5.0, crop=(1.0, 1.0), rotate=0.0, res=256)
+    x, _ = trainer.batch(trainer.photos, trainer.n_photos)
+    photo_t, target = ((x[:, :3] + 1) * 127.5).round(), ((x[:, 3:] + 1) * 127.5).round()
+    for p, t in zip(photo_t, target):
+        want = ttn_train.abstraction(p.permute(1, 2, 0).byte().numpy().copy())
+        assert np.abs(t.permute(1, 2, 0).numpy() - want).max() <= 1  # identity window: the same pixels
+    # ... and the content loss keeps the abstraction's structure instead of the photo's smooth shading
+    batches, content_targets = [], []
+    batch, content = trainer.batch, trainer.content
+    trainer.batch = lambda *a: batches.append(batch(*a)) or batches[-1]
+    trainer.content = lambda target, out, mask: content_targets.append(target) or content(target, out, mask)
+    assert trainer.train_step()["abstract"] > 0
+    assert torch.equal(content_targets[0], batches[0][0][:, 3:])
+    assert ttn_train.training_card(trainer.state())["losses"]["w_abstract"] == 5
+
+
+def test_init_fine_tunes_a_style_and_the_card_says_so(tmp_path):
+    from dctoon import styles
+    from dctoon.importers import read_any
+
+    trainer = _adversarial_trainer(tmp_path, init="handdrawn")
+    want = read_any(styles.resolve("handdrawn").head).weights
+    assert all(np.array_equal(trainer.G.numpy_weights()[k], v) for k, v in want.items())
+    card = ttn_train.training_card(trainer.state())
+    assert card["init"].startswith("the head model of style handdrawn, ") and " steps from " in card["init"]
+    # an unknown style: one line, exit code 2, before any data is read
+    r = subprocess.run([sys.executable, "-m", "dctoon.train", "ttn", "--photos", str(tmp_path), "--styles",
+                        str(tmp_path), "--init", "no-such-style"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("dctoon: error: unknown style 'no-such-style'")
+    assert len(r.stderr.splitlines()) == 1
 
 
 def test_superpixel_structure_target_is_flat_and_keeps_flat_images():

@@ -50,6 +50,9 @@ class TTNSettings:
                             " critic as fakes, so the generator learns crisp lines instead of soft edges")
     w_lines: float = _f(0.0, "outline weight: L1 toward dark lines (a 30%% shade of the output's superpixel colour)"
                              " where the flattened photo has XDoG outlines: eyes, brows, lips, jaw, hair")
+    w_abstract: float = _f(0.0, "abstraction weight: L1 to a cartoon abstraction of the photo (bilateral flattening,"
+                                " soft luminance bands, DoG ink), which the content loss then keeps instead of the"
+                                " photo: a paired target for flat shading and lines")
     superpixels: int = _f(150, "SLIC superpixels per training crop for the structure term")
     segmenter: str = _f("slic", "structure term's regions: slic (compact superpixels: smoothing) or felzenszwalb"
                                 " (regions that follow the output's colour edges: posterised, flat shading)",
@@ -66,6 +69,8 @@ class TTNSettings:
     sample_every: int = _f(250, "write a sample grid every N steps")
     ckpt_every: int = _f(250, "write a checkpoint every N steps")
     resume: bool = _f(False, "continue from OUT/checkpoint.pt")
+    init: str | None = _f(None, "start the generator from a style's head model (built-in name, style folder or"
+                                " model file) to fine-tune it; the model card records it (--resume with a checkpoint wins)")
     stop_at: str | None = _f(None, "stop (with a checkpoint) at the next HH:MM, UTC (past midnight too)")
     device: str = _f("cpu", "torch device")
 
