@@ -70,7 +70,8 @@ class TTNSettings:
     ckpt_every: int = _f(250, "write a checkpoint every N steps")
     resume: bool = _f(False, "continue from OUT/checkpoint.pt")
     init: str | None = _f(None, "start the generator from a style's head model (built-in name, style folder or"
-                                " model file) to fine-tune it; the model card records it (--resume with a checkpoint wins)")
+                                " model file) to fine-tune it; the model card records it (--resume with a"
+                                " checkpoint wins)")
     stop_at: str | None = _f(None, "stop (with a checkpoint) at the next HH:MM, UTC (past midnight too)")
     device: str = _f("cpu", "torch device")
 

@@ -233,8 +233,9 @@ def outline_mask(photo: torch.Tensor, threshold: float = 0.015, sigma: float = 1
 def abstraction(bgr: np.ndarray, levels: int = 8, phi: float = 3.0, ink: float = 0.7) -> np.ndarray:
     """A cartoon abstraction of a photo (Winnemoeller et al., "Real-time video abstraction", 2006):
     two bilateral passes flatten skin and hair texture, luminance is quantized into ``levels`` soft
-    bands (a tanh of sharpness ``phi`` around each step, so bands do not jump between video frames)
-    and dark difference-of-Gaussians lines are inked up to ``ink`` darker. Shading survives as flat
+    bands (a tanh of sharpness ``phi`` around each step: Winnemoeller's soft step, meant to keep band
+    edges from jumping between video frames; not measured here) and dark difference-of-Gaussians
+    lines are inked up to ``ink`` darker. Shading survives as flat
     bands, which is what keeps the eye sockets and nose a face detector looks for: of 113 held-out
     faces 107 stay detected, one fewer than in the shipped anime model's outputs. uint8 BGR."""
     import cv2
