@@ -248,6 +248,43 @@ def test_abstraction_flattens_shading_into_bands_and_inks_lines(tmp_path):
     assert ttn_train.training_card(trainer.state())["losses"]["w_abstract"] == 5
 
 
+def test_tone_bands_train_through_and_export_into_the_model(tmp_path):
+    """The torch bands are the inference graph's (numpy) bands with an identity gradient; a run with
+    --bands trains on banded outputs and its export ends in the same bands."""
+    ort = pytest.importorskip("onnxruntime")
+    x = (torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1).requires_grad_()
+    y = ttn_train.tone_bands(x, 8)
+    ref = ttn_ref.tone_bands(x.detach().permute(0, 2, 3, 1).numpy(), 8)
+    assert np.abs(y.detach().permute(0, 2, 3, 1).numpy() - ref).max() < 1e-5
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))  # straight through: every pixel gets its gradient
+
+    trainer = _adversarial_trainer(tmp_path, bands=8, steps=2)
+    ckpt = trainer.run()
+    photo = trainer.photos[:1].float() / 127.5 - 1
+    with torch.no_grad():
+        banded, plain = trainer.forward_g(photo), ttn_train.guided_filter(photo, trainer.G(photo), 1, 5e-3)
+    assert torch.allclose(banded, ttn_train.tone_bands(plain, 8))
+    out = ttn_train.export(ttn_train.ExportSettings(checkpoint=str(ckpt), out=str(tmp_path / "style"), name="toy"))
+    card = json.loads((Path(out) / "style.json").read_text())
+    assert card["tone_bands"] == {"levels": 8, "sharpness": 3.0} == card["training"]["tone_bands"]
+    sess = ort.InferenceSession(str(Path(out) / "head.onnx"), providers=["CPUExecutionProvider"])
+    bgr = trainer.photos[:1, :3].permute(0, 2, 3, 1).numpy().astype(np.float32)
+    got = sess.run(None, {sess.get_inputs()[0].name: bgr})[0].astype(int)
+    want = ttn_ref.reference_forward(trainer.G.numpy_weights(), bgr, bands=8).astype(int)
+    assert np.abs(got - want).max() <= 2 and np.abs(got - want).mean() < 0.05
+
+    # a style re-exported with other bands keeps its weights and training record; --command is appended
+    again = ttn_train.export(ttn_train.ExportSettings(checkpoint=str(out), out=str(tmp_path / "style6"), name="toy6",
+                                                      bands=6, band_sharpness=2.5, command="retone"))
+    card6 = json.loads((Path(again) / "style.json").read_text())
+    assert card6["tone_bands"] == {"levels": 6, "sharpness": 2.5} and card6["training"]["steps"] == 2
+    assert card6["training"]["command"] == "retone" and card6["source"] == card["source"] == "dctoon train ttn"
+    sess6 = ort.InferenceSession(str(Path(again) / "head.onnx"), providers=["CPUExecutionProvider"])
+    want6 = ttn_ref.reference_forward(trainer.G.numpy_weights(), bgr, bands=6, sharpness=2.5).astype(int)
+    assert np.abs(sess6.run(None, {sess6.get_inputs()[0].name: bgr})[0].astype(int) - want6).max() <= 2
+
+
 def test_init_fine_tunes_a_style_and_the_card_says_so(tmp_path):
     from dctoon import styles
     from dctoon.importers import read_any

@@ -55,6 +55,37 @@ def test_onnx_graph_matches_numpy_reference_at_odd_sizes():
         assert d.max() <= 1 and d.mean() < 0.01
 
 
+def test_tone_bands_flatten_shading_keep_colour_and_survive_a_round_trip(tmp_path):
+    """A luminance ramp becomes steps (its values gather on the plateaus between levels) with the
+    chroma untouched; the ONNX graph agrees with numpy, and a saved model reads back with its bands."""
+    ramp = np.linspace(-0.9, 0.9, 2001, dtype=np.float32)
+    x = np.stack([ramp, ramp - 0.05, ramp + 0.05], -1)[None]  # BGR: a tinted grey ramp
+    y = ttn.tone_bands(x, 8)
+    luma = lambda t: t @ np.asarray(ttn.LUMA_BGR, np.float32)  # noqa: E731
+    on_plateau = lambda t: np.abs(np.abs(t - np.round(t)) - 0.5) < 0.1  # noqa: E731  (t: luma in levels)
+    assert on_plateau(8 * (luma(y) + 1) / 2).mean() > 0.6 and on_plateau(8 * (luma(x) + 1) / 2).mean() < 0.25
+    assert np.diff(luma(y[0])).min() > -1e-6  # steps, never reversed
+    assert np.allclose(y - luma(y)[..., None], x - luma(x)[..., None], atol=1e-5)  # colour kept
+    assert np.abs(luma(y) - luma(x)).max() <= 1 / 8 + 1e-4  # within half a band (1/8 on -1..1)
+
+    w = random_weights()
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(ttn.build_onnx(w, bands=8).SerializeToString(), providers=["CPUExecutionProvider"])
+    img = np.random.default_rng(3).integers(0, 256, (2, 32, 40, 3)).astype(np.float32)
+    d = np.abs(sess.run(None, {"input_image": img})[0].astype(int) - ttn.reference_forward(w, img, bands=8).astype(int))
+    assert d.max() <= 2 and d.mean() < 0.02
+    assert np.abs(ttn.reference_forward(w, img, bands=8).astype(int) - ttn.reference_forward(w, img).astype(int)).mean() > 1
+
+    path = tmp_path / "banded.onnx"
+    path.write_bytes(ttn.build_onnx(w, bands=6, sharpness=2.0).SerializeToString())
+    imp = read_any(path)
+    assert (imp.bands, imp.band_sharpness) == (6, 2.0)
+    assert np.array_equal(TTN(path).run_batch(img[:1].astype(np.uint8)),
+                          ort.InferenceSession(path.read_bytes(), providers=["CPUExecutionProvider"]).run(
+                              None, {"input_image": img[:1].astype(np.uint8).astype(np.float32)})[0])
+
+
 def test_runner_handles_any_size(tmp_path):
     path = tmp_path / "m.onnx"
     path.write_bytes(ttn.build_onnx(random_weights()).SerializeToString())

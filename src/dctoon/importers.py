@@ -30,6 +30,12 @@ class ImportedTTN:
     weights: dict[str, np.ndarray]
     radius: int
     eps: float
+    bands: int = 0  # tone bands (our own graphs only)
+    band_sharpness: float = ttn.DEFAULT_SHARPNESS
+
+    def onnx(self, metadata: dict[str, str] | None = None):
+        """The inference graph this version of dctoon writes for these weights."""
+        return ttn.build_onnx(self.weights, self.radius, self.eps, metadata, self.bands, self.band_sharpness)
 
 
 # --------------------------------------------------------------------------------------------
@@ -389,5 +395,6 @@ def read_any(path: Path) -> ImportedTTN:
             raise ModelError(f"{path}: ONNX file holds no dctoon generator")
         props = {p.key: p.value for p in model.metadata_props}
         return ImportedTTN(weights, int(props.get("gf_radius", ttn.DEFAULT_RADIUS)),
-                           float(props.get("gf_eps", ttn.DEFAULT_EPS)))
+                           float(props.get("gf_eps", ttn.DEFAULT_EPS)), int(props.get("bands", 0)),
+                           float(props.get("band_sharpness", ttn.DEFAULT_SHARPNESS)))
     return read_graphdef(path)

@@ -38,7 +38,7 @@ class TTN:
         # Every format (ours, .tflite, frozen .pb) is read into weights and rebuilt as our own graph:
         # one parse per file, and the session always runs the graph this version of dctoon writes.
         imported = read_any(path)
-        model_bytes = ttn.build_onnx(imported.weights, imported.radius, imported.eps).SerializeToString()
+        model_bytes = imported.onnx().SerializeToString()
         self.path = path
         self.session = _session(model_bytes, threads)
         self.tile, self.overlap = tile, overlap

@@ -34,12 +34,16 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import ttn
 from .errors import ModelError
 from .hub import file_sha256
+
+if TYPE_CHECKING:
+    from .importers import ImportedTTN
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 CARD = "style.json"
@@ -234,11 +238,12 @@ def save_style(folder: Path, name: str, head: dict[str, np.ndarray], background:
                *, description: str, license: str, source: str, training: dict | None = None,
                radius: int = ttn.DEFAULT_RADIUS, eps: float = ttn.DEFAULT_EPS,
                preview: np.ndarray | None = None, background_filter: tuple[int, float] | None = None,
-               extra: dict | None = None) -> Path:
+               bands: int = 0, band_sharpness: float = ttn.DEFAULT_SHARPNESS, extra: dict | None = None) -> Path:
     """Write a style folder atomically (built in a temp folder, then renamed into place).
 
     ``background_filter`` (radius, eps) when the background model's guided filter differs from the
-    head's; ``extra`` adds fields to the model card (e.g. ``origin``).
+    head's; ``bands``: both models end in tone bands (``ttn.tone_bands``); ``extra`` adds fields to
+    the model card (e.g. ``origin``).
     """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -249,7 +254,7 @@ def save_style(folder: Path, name: str, head: dict[str, np.ndarray], background:
         bg_filter = background_filter or (radius, eps)
         for role, fname, weights, (r, e) in (("head", "head.onnx", head, (radius, eps)),
                                              ("background", "bg.onnx", background or head, bg_filter)):
-            model = ttn.build_onnx(weights, r, e, {"style": name, "role": role})
+            model = ttn.build_onnx(weights, r, e, {"style": name, "role": role}, bands, band_sharpness)
             (tmp / fname).write_bytes(model.SerializeToString())
             files[role] = {"file": fname, "sha256": file_sha256(tmp / fname)}
         if tuple(bg_filter) != (radius, eps):
@@ -258,6 +263,7 @@ def save_style(folder: Path, name: str, head: dict[str, np.ndarray], background:
             "name": name, "description": description, "format": 1, **files,
             "input": "BGR, 0-255 float NHWC; output uint8 BGR",
             "guided_filter": {"radius": radius, "eps": eps},
+            **({"tone_bands": {"levels": int(bands), "sharpness": float(band_sharpness)}} if bands else {}),
             "license": license, "source": source, "training": training or {}, **(extra or {}),
         }
         if preview is not None:
@@ -368,15 +374,14 @@ def _check_name(name: str) -> None:
                          + ("" if have[name].parent == BUILTIN_DIR else f" or `dctoon styles remove {name}` first"))
 
 
-def _preview(weights: dict[str, np.ndarray], radius: int, eps: float) -> np.ndarray | None:
+def _preview(model: ImportedTTN) -> np.ndarray | None:
     """The style on the bundled astronaut portrait's face (scikit-image, public domain), RGB."""
     try:
         import onnxruntime as ort
         from skimage import data
 
         crop = np.ascontiguousarray(data.astronaut()[16:272, 124:380, ::-1])
-        sess = ort.InferenceSession(ttn.build_onnx(weights, radius, eps).SerializeToString(),
-                                    providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(model.onnx().SerializeToString(), providers=["CPUExecutionProvider"])
         out = sess.run([ttn.OUTPUT_NAME], {ttn.INPUT_NAME: crop[None].astype(np.float32)})[0][0]
         return np.ascontiguousarray(out[..., ::-1])
     except Exception:  # a preview is a nicety: never fail an install for it
@@ -394,8 +399,8 @@ def _write_style(name: str, head: Path, background: Path, *, description: str, l
     try:
         return save_style(dest, name, h.weights, b.weights, description=description, license=license,
                           source=source, training=training, radius=h.radius, eps=h.eps,
-                          background_filter=(b.radius, b.eps),
-                          preview=_preview(h.weights, h.radius, h.eps) if preview else None, extra=extra)
+                          background_filter=(b.radius, b.eps), bands=h.bands, band_sharpness=h.band_sharpness,
+                          preview=_preview(h) if preview else None, extra=extra)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise ModelError(f"disk full while writing style '{name}' to {dest.parent}: free some space "

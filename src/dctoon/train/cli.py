@@ -12,7 +12,7 @@ from ._util import add_dataclass_arguments, dataclass_from_args
 COMMANDS = {
     "prepare": (settings.PrepareSettings, "dctoon.train.prepare", "prepare", "detect, align and filter a data set"),
     "ttn": (settings.TTNSettings, "dctoon.train.ttn", "train_ttn", "train the texture translation network"),
-    "export": (settings.ExportSettings, "dctoon.train.ttn", "export", "export a TTN checkpoint as a style folder"),
+    "export": (settings.ExportSettings, "dctoon.train.ttn", "export", "export a TTN checkpoint (or re-export a style) as a style folder"),
     "ccn": (settings.CCNSettings, "dctoon.train.ccn", "run_ccn",
             "content calibration: few-shot StyleGAN2 fine-tuning, layer swap, samples"),
     "evaluate": (settings.EvalSettings, "dctoon.train.evaluate", "evaluate", "metrics and contact sheet of a style"),

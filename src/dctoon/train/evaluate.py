@@ -124,7 +124,6 @@ def contact_sheet(path: Path, columns: list[tuple[str, list[np.ndarray]]], rows:
 
 
 def evaluate(settings: EvalSettings) -> dict:
-    from dctoon import ttn
     from dctoon.face import FaceDetector
 
     s = settings
@@ -155,8 +154,7 @@ def evaluate(settings: EvalSettings) -> dict:
             from dctoon.importers import read_any
 
             ref = read_any(Path(s.reference))
-            model = ttn.build_onnx(ref.weights, ref.radius, ref.eps)
-            ref_out = stylize_all(_session(model.SerializeToString(), s.threads), photos)
+            ref_out = stylize_all(_session(ref.onnx().SerializeToString(), s.threads), photos)
             result["reference_whitebox"] = face_metrics(detector, photos, ref_out) | style_metrics(
                 ref_out, ex_colour, ex_grad)
             columns.append(("White-box (ref.)", ref_out))

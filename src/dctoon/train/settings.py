@@ -53,6 +53,9 @@ class TTNSettings:
     w_abstract: float = _f(0.0, "abstraction weight: L1 to a cartoon abstraction of the photo (bilateral flattening,"
                                 " soft luminance bands, DoG ink), which the content loss then keeps instead of the"
                                 " photo: a paired target for flat shading and lines")
+    bands: int = _f(0, "tone bands: the generator's last layer quantises the output's luminance into N soft bands"
+                       " (flat shading; trained through, exported into the model; 0: none)")
+    band_sharpness: float = _f(3.0, "tone bands: steepness of the soft step between two bands (Winnemoeller's phi)")
     superpixels: int = _f(150, "SLIC superpixels per training crop for the structure term")
     segmenter: str = _f("slic", "structure term's regions: slic (compact superpixels: smoothing) or felzenszwalb"
                                 " (regions that follow the output's colour edges: posterised, flat shading)",
@@ -78,15 +81,19 @@ class TTNSettings:
 
 @dataclass
 class ExportSettings:
-    checkpoint: str = _f(None, "TTN checkpoint (.pt) written by `train ttn`", positional=True)
+    checkpoint: str = _f(None, "TTN checkpoint (.pt) written by `train ttn`, or a style (name or folder) to"
+                               " re-export with its model card's training record", positional=True)
     out: str = _f(None, "style folder to write (style.json, head.onnx, bg.onnx)", required=True)
     name: str = _f(None, "style name", required=True)
-    description: str = _f("", "model card description")
-    license: str = _f("", "license of the exported weights (mind the training data's terms)")
-    source: str = _f("dctoon train ttn", "where the weights come from")
+    description: str | None = _f(None, "model card description (default: a style's own; none for a checkpoint)")
+    license: str | None = _f(None, "license of the exported weights (mind the training data's terms)")
+    source: str | None = _f(None, "where the weights come from (default: a style's own, or dctoon train ttn)")
     metrics: str | None = _f(None, "JSON file of evaluation metrics to put in the model card")
-    command: str | None = _f(None, "exact training command to record in the model card")
+    command: str | None = _f(None, "exact training command to record in the model card (a style's: appended)")
     preview: str | None = _f(None, "image to stylize for preview.jpg (RGB photo)")
+    bands: int | None = _f(None, "tone bands the models end in (default: the checkpoint's --bands or the"
+                                 " style's; 0: none)")
+    band_sharpness: float | None = _f(None, "tone bands' sharpness (default: the checkpoint's or the style's)")
 
 
 @dataclass

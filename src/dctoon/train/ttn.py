@@ -252,6 +252,18 @@ def abstraction(bgr: np.ndarray, levels: int = 8, phi: float = 3.0, ink: float =
     return np.clip(out * (1 - ink + ink * edge[..., None]), 0, 255).round().astype(np.uint8)
 
 
+def tone_bands(x: torch.Tensor, levels: int, sharpness: float = 3.0) -> torch.Tensor:
+    """The generator's optional last layer, :func:`dctoon.ttn.tone_bands` in torch: luminance in
+    ``levels`` soft bands (flat shading), the colour kept. The backward pass is the identity (a
+    straight-through estimator, as in quantisation-aware training): the bands' plateaus have almost
+    no slope, so the exact gradient would leave most pixels untrained. The losses see the bands."""
+    u = (_grey(x) + 1) / 2
+    step = 1.0 / levels
+    nearest = torch.round(u / step) * step
+    q = nearest + step / 2 * torch.tanh(2 * sharpness * (u - nearest) / step)
+    return x + (2 * (q - u)).detach()
+
+
 def tv_loss(x: torch.Tensor) -> torch.Tensor:
     return (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
 
@@ -564,7 +576,8 @@ class Trainer:
         return x.to(self.dev), (m.to(self.dev) if m is not None else None)
 
     def forward_g(self, photo):
-        return guided_filter(photo, self.G(photo), 1, 5e-3)
+        out = guided_filter(photo, self.G(photo), 1, 5e-3)
+        return tone_bands(out, self.s.bands, self.s.band_sharpness) if self.s.bands else out
 
     def train_step(self) -> dict[str, float]:
         s = self.s
@@ -714,6 +727,8 @@ def training_card(st: dict, metrics: dict | None = None, command: str | None = N
                         + (" + colour-edge (chroma gradients)" if s.get("chroma_weight") else ""),
         "init": st.get("init", RANDOM_INIT),
     }
+    if s.get("bands"):
+        card["tone_bands"] = {"levels": s["bands"], "sharpness": s["band_sharpness"]}
     if s.get("w_superpixel") or s.get("w_lines"):
         card["structure_regions"] = s.get("segmenter", "slic")
     if metrics:
@@ -724,18 +739,39 @@ def training_card(st: dict, metrics: dict | None = None, command: str | None = N
 
 
 def export(settings: ExportSettings) -> Path:
-    from dctoon.styles import save_style
+    """A checkpoint, or a style (re-exported with its card's training record kept), as a style folder."""
+    from dctoon.styles import resolve, save_style
+    from dctoon.ttn import DEFAULT_SHARPNESS, reference_forward
 
-    g, st = load_generator(settings.checkpoint)
-    metrics = json.loads(Path(settings.metrics).read_text()) if settings.metrics else None
+    s = settings
+    metrics = json.loads(Path(s.metrics).read_text()) if s.metrics else None
+    if str(s.checkpoint).endswith(".pt"):
+        g, st = load_generator(s.checkpoint)
+        w = g.numpy_weights()
+        trained = st["settings"]
+        bands, sharpness = trained.get("bands", 0), trained.get("band_sharpness", DEFAULT_SHARPNESS)
+        training = training_card(st, metrics, s.command)
+        card = {"description": "", "license": "", "source": "dctoon train ttn"}
+    else:  # e.g. a built-in style given tone bands: same weights, same record, the new metrics
+        from dctoon.importers import read_any
+
+        style = resolve(s.checkpoint)
+        w, card = read_any(style.head).weights, style.card
+        tone = card.get("tone_bands", {})
+        bands, sharpness = tone.get("levels", 0), tone.get("sharpness", DEFAULT_SHARPNESS)
+        training = dict(card.get("training", {}))
+        if metrics:
+            training["metrics"] = metrics
+        if s.command:
+            training["command"] = " ; ".join(c for c in (training.get("command"), s.command) if c)
+    bands = bands if s.bands is None else s.bands
+    sharpness = sharpness if s.band_sharpness is None else s.band_sharpness
     preview = None
-    if settings.preview:
-
-        from dctoon.ttn import reference_forward
-
-        bgr = read_bgr(Path(settings.preview), 256)
-        preview = reference_forward(g.numpy_weights(), bgr[None].astype(np.float32))[0][..., ::-1].copy()
-    w = g.numpy_weights()
-    return save_style(Path(settings.out), settings.name, w, w, description=settings.description,
-                      license=settings.license, source=settings.source,
-                      training=training_card(st, metrics, settings.command), preview=preview)
+    if s.preview:
+        bgr = read_bgr(Path(s.preview), 256)
+        preview = reference_forward(w, bgr[None].astype(np.float32), bands=bands,
+                                    sharpness=sharpness)[0][..., ::-1].copy()
+    pick = lambda key: card.get(key, "") if getattr(s, key) is None else getattr(s, key)  # noqa: E731
+    return save_style(Path(s.out), s.name, w, w, description=pick("description"), license=pick("license"),
+                      source=pick("source"), training=training, preview=preview, bands=bands,
+                      band_sharpness=sharpness)
