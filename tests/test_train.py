@@ -299,6 +299,9 @@ def test_init_fine_tunes_a_style_and_the_card_says_so(tmp_path):
                         str(tmp_path), "--init", "no-such-style"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("dctoon: error: unknown style 'no-such-style'")
     assert len(r.stderr.splitlines()) == 1
+    r = subprocess.run([sys.executable, "-m", "dctoon.train", "export", str(tmp_path / "gone.pt"), "--out",
+                        str(tmp_path / "x"), "--name", "x"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr == f"dctoon: error: {tmp_path / 'gone.pt'}: no such checkpoint\n"
 
 
 def test_superpixel_structure_target_is_flat_and_keeps_flat_images():

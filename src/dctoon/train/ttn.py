@@ -699,6 +699,8 @@ def train_ttn(settings: TTNSettings) -> Path:
 
 
 def load_generator(checkpoint: str | Path) -> tuple[Generator, dict]:
+    if not Path(checkpoint).is_file():
+        raise InputError(f"{checkpoint}: no such checkpoint")
     st = torch.load(checkpoint, map_location="cpu", weights_only=False)
     g = Generator()
     g.load_state_dict(st["G"])
