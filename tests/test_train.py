@@ -284,6 +284,19 @@ def test_tone_bands_train_through_and_export_into_the_model(tmp_path):
     want6 = ttn_ref.reference_forward(trainer.G.numpy_weights(), bgr, bands=6, sharpness=2.5).astype(int)
     assert np.abs(sess6.run(None, {sess6.get_inputs()[0].name: bgr})[0].astype(int) - want6).max() <= 2
 
+    # a style whose background model differs (other weights, another guided filter) keeps it
+    from dctoon.importers import read_any
+    from dctoon.styles import save_style
+
+    other = _random_generator(1).numpy_weights()
+    two = save_style(tmp_path / "two", "two", trainer.G.numpy_weights(), other, description="", license="",
+                     source="test", background_filter=(2, 1e-2))
+    banded = ttn_train.export(ttn_train.ExportSettings(checkpoint=str(two), out=str(tmp_path / "two8"), name="two8",
+                                                       bands=8))
+    h, b = read_any(Path(banded) / "head.onnx"), read_any(Path(banded) / "bg.onnx")
+    assert all(np.array_equal(b.weights[k], v) for k, v in other.items()) and (b.radius, b.eps) == (2, 1e-2)
+    assert (h.radius, h.eps, h.bands, b.bands) == (1, 5e-3, 8, 8)
+
 
 def test_init_fine_tunes_a_style_and_the_card_says_so(tmp_path):
     from dctoon import styles

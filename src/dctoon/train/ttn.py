@@ -742,38 +742,37 @@ def training_card(st: dict, metrics: dict | None = None, command: str | None = N
 
 def export(settings: ExportSettings) -> Path:
     """A checkpoint, or a style (re-exported with its card's training record kept), as a style folder."""
+    from dctoon.importers import ImportedTTN, read_any
     from dctoon.styles import resolve, save_style
-    from dctoon.ttn import DEFAULT_SHARPNESS, reference_forward
+    from dctoon.ttn import DEFAULT_EPS, DEFAULT_RADIUS, DEFAULT_SHARPNESS, reference_forward
 
     s = settings
     metrics = json.loads(Path(s.metrics).read_text()) if s.metrics else None
     if str(s.checkpoint).endswith(".pt"):
         g, st = load_generator(s.checkpoint)
-        w = g.numpy_weights()
         trained = st["settings"]
-        bands, sharpness = trained.get("bands", 0), trained.get("band_sharpness", DEFAULT_SHARPNESS)
+        head = bg = ImportedTTN(g.numpy_weights(), DEFAULT_RADIUS, DEFAULT_EPS, trained.get("bands", 0),
+                                trained.get("band_sharpness", DEFAULT_SHARPNESS))
         training = training_card(st, metrics, s.command)
         card = {"description": "", "license": "", "source": "dctoon train ttn"}
-    else:  # e.g. a built-in style given tone bands: same weights, same record, the new metrics
-        from dctoon.importers import read_any
-
+    else:  # e.g. a built-in style given tone bands: same models, same record, the new metrics
         style = resolve(s.checkpoint)
-        w, card = read_any(style.head).weights, style.card
-        tone = card.get("tone_bands", {})
-        bands, sharpness = tone.get("levels", 0), tone.get("sharpness", DEFAULT_SHARPNESS)
-        training = dict(card.get("training", {}))
+        head = read_any(style.head)
+        bg = head if style.background == style.head else read_any(style.background)
+        card, training = style.card, dict(style.card.get("training", {}))
         if metrics:
             training["metrics"] = metrics
         if s.command:
             training["command"] = " ; ".join(c for c in (training.get("command"), s.command) if c)
-    bands = bands if s.bands is None else s.bands
-    sharpness = sharpness if s.band_sharpness is None else s.band_sharpness
+    bands = head.bands if s.bands is None else s.bands
+    sharpness = head.band_sharpness if s.band_sharpness is None else s.band_sharpness
     preview = None
     if s.preview:
         bgr = read_bgr(Path(s.preview), 256)
-        preview = reference_forward(w, bgr[None].astype(np.float32), bands=bands,
-                                    sharpness=sharpness)[0][..., ::-1].copy()
+        preview = reference_forward(head.weights, bgr[None].astype(np.float32), head.radius, head.eps, bands,
+                                    sharpness)[0][..., ::-1].copy()
     pick = lambda key: card.get(key, "") if getattr(s, key) is None else getattr(s, key)  # noqa: E731
-    return save_style(Path(s.out), s.name, w, w, description=pick("description"), license=pick("license"),
-                      source=pick("source"), training=training, preview=preview, bands=bands,
+    return save_style(Path(s.out), s.name, head.weights, bg.weights, description=pick("description"),
+                      license=pick("license"), source=pick("source"), training=training, radius=head.radius,
+                      eps=head.eps, background_filter=(bg.radius, bg.eps), preview=preview, bands=bands,
                       band_sharpness=sharpness)
