@@ -12,8 +12,8 @@ TensorFlow semantics kept exactly:
 - TF1 ``resize_bilinear`` without half-pixel centres: source coordinate = destination / 2.
 - Guided filter box sums use zero padding and are normalised by the in-bounds pixel count.
 
-Optional tone bands (``bands`` > 0, dctoon's addition, trained with it by ``dctoon.train``): the
-refined output's luminance is quantised into soft bands (``tone_bands``): flat shading.
+Optional tone bands (``bands`` > 0, dctoon's addition; ``dctoon.train`` can train through them):
+the refined output's luminance is quantised into soft bands (``tone_bands``): flat shading.
 
 I/O convention of the official DCT-Net graphs: BGR, 0-255 float in, uint8 out (truncated,
 as ``tf.cast`` does). Height and width must be multiples of 4 (``model.TTN`` pads).

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dctoon.ttn import DEFAULT_SHARPNESS
+
 
 def _f(default, help: str, **kw):
     return field(default=default, metadata={"help": help, **kw})
@@ -55,7 +57,7 @@ class TTNSettings:
                                 " photo: a paired target for flat shading and lines")
     bands: int = _f(0, "tone bands: the generator's last layer quantises the output's luminance into N soft bands"
                        " (flat shading; trained through, exported into the model; 0: none)")
-    band_sharpness: float = _f(3.0, "tone bands: steepness of the soft step between two bands (Winnemoeller's phi)")
+    band_sharpness: float = _f(DEFAULT_SHARPNESS, "tone bands: steepness of the soft step between two bands (Winnemoeller's phi)")
     superpixels: int = _f(150, "SLIC superpixels per training crop for the structure term")
     segmenter: str = _f("slic", "structure term's regions: slic (compact superpixels: smoothing) or felzenszwalb"
                                 " (regions that follow the output's colour edges: posterised, flat shading)",

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dctoon.errors import InputError, ModelError
-from dctoon.ttn import LEAKY_SLOPE, conv_specs
+from dctoon.ttn import DEFAULT_SHARPNESS, LEAKY_SLOPE, LUMA_BGR, conv_specs
 
 from ._util import LANDMARKS_FILE, dataset_files, read_bgr
 from .settings import ExportSettings, TTNSettings
@@ -252,16 +252,15 @@ def abstraction(bgr: np.ndarray, levels: int = 8, phi: float = 3.0, ink: float =
     return np.clip(out * (1 - ink + ink * edge[..., None]), 0, 255).round().astype(np.uint8)
 
 
-def tone_bands(x: torch.Tensor, levels: int, sharpness: float = 3.0) -> torch.Tensor:
+def tone_bands(x: torch.Tensor, levels: int, sharpness: float = DEFAULT_SHARPNESS) -> torch.Tensor:
     """The generator's optional last layer, :func:`dctoon.ttn.tone_bands` in torch: luminance in
     ``levels`` soft bands (flat shading), the colour kept. The backward pass is the identity (a
     straight-through estimator, as in quantisation-aware training): the bands' plateaus have almost
     no slope, so the exact gradient would leave most pixels untrained. The losses see the bands."""
-    u = (_grey(x) + 1) / 2
-    step = 1.0 / levels
-    nearest = torch.round(u / step) * step
-    q = nearest + step / 2 * torch.tanh(2 * sharpness * (u - nearest) / step)
-    return x + (2 * (q - u)).detach()
+    t = levels * (_grey(x) + 1) / 2
+    nearest = torch.round(t)
+    q = nearest + 0.5 * torch.tanh(2 * sharpness * (t - nearest))
+    return x + (2 * (q - t) / levels).detach()
 
 
 def tv_loss(x: torch.Tensor) -> torch.Tensor:
@@ -295,7 +294,8 @@ def _gauss_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def _grey(x: torch.Tensor) -> torch.Tensor:
-    return (0.114 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.299 * x[:, 2:3])
+    b, g, r = LUMA_BGR
+    return b * x[:, 0:1] + g * x[:, 1:2] + r * x[:, 2:3]
 
 
 def _chroma(x: torch.Tensor) -> torch.Tensor:
@@ -744,7 +744,7 @@ def export(settings: ExportSettings) -> Path:
     """A checkpoint, or a style (re-exported with its card's training record kept), as a style folder."""
     from dctoon.importers import ImportedTTN, read_any
     from dctoon.styles import resolve, save_style
-    from dctoon.ttn import DEFAULT_EPS, DEFAULT_RADIUS, DEFAULT_SHARPNESS, reference_forward
+    from dctoon.ttn import DEFAULT_EPS, DEFAULT_RADIUS, reference_forward
 
     s = settings
     metrics = json.loads(Path(s.metrics).read_text()) if s.metrics else None
