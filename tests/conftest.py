@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
+if not os.environ.get("DCTOON_HOME"):  # never the user's real ~/.cache/dctoon (scripts/test.sh sets one too)
+    _home = tempfile.mkdtemp(prefix="dctoon-test-home.")
+    os.environ["DCTOON_HOME"] = _home
+    atexit.register(shutil.rmtree, _home, True)
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REFERENCE = SHARED / "models" / "reference"
+OFFICIAL = SHARED / "models" / "official"
 IMAGES = SHARED / "media" / "images"
 VIDEOS = SHARED / "media" / "videos"
 FP16 = REFERENCE / "whitebox_cartoon_gan_fp16.tflite"
@@ -43,3 +53,52 @@ def fp16_model() -> Path:
 @pytest.fixture(scope="session")
 def shared_images() -> list[Path]:
     return sorted(need(IMAGES).glob("*.jpg"))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(tmp: Path, args: list[str], env: dict) -> tuple:
+    """``python -m dctoon serve ARGS`` on a free 127.0.0.1 port, waited for: (process, url, log file)."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    log = open(tmp / "server.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "dctoon", "serve", "--port", str(port), *args],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return proc, url, log
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            log.seek(0)
+            pytest.fail(f"dctoon serve did not start:\n{log.read()[-3000:]}")
+        time.sleep(0.5)
+
+
+def stop_server(proc, log) -> None:
+    import signal
+    import subprocess
+
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+

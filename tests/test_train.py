@@ -3,6 +3,7 @@ resume, export round trip, data preparation, and the CCN path on a tiny random S
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -460,3 +461,59 @@ def test_evaluate_metrics_and_sheet(tmp_path):
     assert 0 <= result["ours"]["face_detected"] <= 1
     assert 0 <= result["ours"]["colour_js"] <= 1 and 0 <= result["photos_unstylized"]["gradient_js"] <= 1
     assert json.loads((tmp_path / "m.json").read_text())["n_eval"] == 3
+
+
+def test_distill_toy_run_learns_the_teacher_resumes_and_exports_a_student(tmp_path):
+    """A c=16, 2-block student distilled from a teacher style for a few steps: its validation PSNR
+    against the teacher rises, the run resumes where it stopped, and export writes a one-file style
+    whose card records the teacher, its licence and attribution; the style runs through dctoon.load."""
+    from dctoon.train import distill
+    from dctoon.train.settings import DistillSettings
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in sorted(need(PHOTOS).glob("*.jpg"))[:24]:
+        shutil.copy(p, photos / p.name)
+    teacher = tmp_path / "teacher"  # a real, fast teacher: a random narrow generator, saved as a style
+    from dctoon.styles import save_style
+
+    torch.manual_seed(0)
+    save_style(teacher, "teacher", ttn_train.Generator(8, 2).numpy_weights(), description="", license="test",
+               source="test", eps=1e-2, single_file=True)
+    s = DistillSettings(teacher=str(teacher), photos=[str(photos)], out=str(tmp_path / "run"), channel=16, blocks=2,
+                        steps=30, batch=4, res=64, pool=24, pool_size=96, val_images=4, sample_every=15, threads=1,
+                        lr=3e-3, warmup=5)
+    d = distill.Distiller(s)
+    assert d.pool_x.shape == d.pool_y.shape == (24, 96, 96, 3) and set(d.kinds) <= set(range(len(distill.KINDS)))
+    assert (d.radius, d.eps) == (1, pytest.approx(1e-2))
+    before = d.validate()
+    d.s = dataclasses.replace(s, steps=15)
+    d.run()
+    resumed = distill.Distiller(dataclasses.replace(s, resume=True))
+    assert resumed.step == 15 and np.array_equal(resumed.pool_y, d.pool_y)  # pool reused, not relabelled
+    ckpt = resumed.run()
+    after = resumed.history[-1]["val_psnr"]
+    assert after > before + 3, (before, after)
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == ["000015.jpg", "000030.jpg"]
+
+    out = ttn_train.export(ttn_train.ExportSettings(checkpoint=str(ckpt), out=str(tmp_path / "student"), name="toy",
+                                                    description="toy student"))
+    card = json.loads((Path(out) / "style.json").read_text())
+    assert card["head"] == card["background"] and card["head"]["file"] == "model.onnx"
+    t = card["training"]
+    assert t["teacher"].startswith("style teacher") and t["teacher_license"] == "Apache-2.0"
+    assert "DCT-Net" in t["attribution"] and t["steps"] == 30 and t["student"]["mac_per_px"] == 24_288
+    assert card["guided_filter"] == {"radius": 1, "eps": pytest.approx(1e-2)}
+
+    import dctoon
+
+    img = (np.random.default_rng(0).random((70, 90, 3)) * 255).astype(np.uint8)
+    assert dctoon.load(out, faces=False).stylize(img).shape == (70, 90, 3)
+
+
+def test_distill_refuses_bad_sizes_in_one_line(tmp_path, capsys):
+    from dctoon.cli import main
+
+    code = main(["train", "distill", "--teacher", str(tmp_path), "--photos", str(tmp_path), "--channel", "20"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--channel" in err[0]

@@ -11,7 +11,7 @@ from dctoon.errors import ModelError
 from dctoon.importers import read_any, read_graphdef, read_tflite
 from dctoon.model import TTN
 
-from conftest import REFERENCE, need
+from conftest import OFFICIAL, REFERENCE, need
 
 
 def random_weights(seed: int = 0, channel: int = 8, blocks: int = 2) -> dict[str, np.ndarray]:
@@ -27,7 +27,11 @@ def tflite_reference(path, bgr: np.ndarray) -> np.ndarray:
 
     it = Interpreter(model_path=str(path))
     it.allocate_tensors()
-    it.set_tensor(it.get_input_details()[0]["index"], (bgr.astype(np.float32) / 127.5 - 1)[None])
+    inp = it.get_input_details()[0]
+    if len(inp["shape"]) == 3:  # the official DCT-Net files: one HxWx3 BGR 0-255 image, scaled inside
+        it.set_tensor(inp["index"], bgr.astype(np.float32))
+    else:  # White-box: a batch in [-1, 1]
+        it.set_tensor(inp["index"], (bgr.astype(np.float32) / 127.5 - 1)[None])
     it.invoke()
     out = it.get_tensor(it.get_output_details()[0]["index"])[0]
     return np.clip((out + 1) * 127.5, 0, 255).astype(np.uint8)
@@ -135,6 +139,44 @@ def test_fp16_parity_with_tflite_interpreter_on_every_shared_image(fp16_model, s
         d = np.abs(ours - ref)
         print(f"{path.name}: max {d.max()} mean {d.mean():.4f}")
         assert d.max() <= 2 and d.mean() <= 0.5, path.name
+
+
+OFFICIAL_STYLES = ["anime", "3d", "handdrawn", "sketch", "artstyle", "sd-design", "sd-illustration"]
+
+
+@pytest.mark.parametrize("style", OFFICIAL_STYLES)
+def test_official_dctnet_parity_with_tflite_interpreter(style, shared_images):
+    """Every official DCT-Net style through our importer and ONNX graph vs the LiteRT interpreter
+    at its native 288x288: max abs difference <= 2 and mean <= 0.5 (uint8)."""
+    path = need(OFFICIAL / f"dctnet_{style}.tflite")
+    imported = read_tflite(path)
+    assert ttn.config_of(imported.weights) == (32, 4)
+    assert imported.radius == 1 and imported.eps == pytest.approx(1e-2, rel=1e-3)
+    model = TTN(path)
+    for img_path in shared_images:
+        img = cv2.resize(cv2.imread(str(img_path)), (288, 288), interpolation=cv2.INTER_AREA)
+        d = np.abs(model.run_batch(img[None])[0].astype(int) - tflite_reference(path, img).astype(int))
+        print(f"{style} {img_path.name}: max {d.max()} mean {d.mean():.4f}")
+        assert d.max() <= 2 and d.mean() <= 0.5, img_path.name
+
+
+@pytest.mark.parametrize("channel,blocks", [(32, 4), (24, 4), (16, 4), (16, 2)])
+def test_every_student_width_runs_in_onnx_and_numpy_alike(tmp_path, channel, blocks):
+    """The runtime reads the width from the weights: a saved student of each size runs in ONNX Runtime
+    (through the style loader) and agrees with the numpy reference."""
+    from dctoon import styles
+
+    w = random_weights(3, channel, blocks)
+    folder = styles.save_style(tmp_path / "s", "s", w, description="", license="", source="test", eps=1e-2,
+                               single_file=True)
+    assert sorted(p.name for p in folder.iterdir()) == ["model.onnx", "style.json"]
+    model = TTN(styles.resolve(folder).head)
+    x = np.random.default_rng(4).integers(0, 256, (1, 40, 44, 3)).astype(np.uint8)
+    ours = model.run_batch(x).astype(int)
+    ref = ttn.reference_forward(w, x.astype(np.float32), eps=1e-2).astype(int)
+    assert ttn.config_of(read_any(folder / "model.onnx").weights) == (channel, blocks)
+    assert np.abs(ours - ref).max() <= 1 and ttn.mac_per_pixel(channel, blocks) == \
+        {(32, 4): 124_608, (24, 4): 71_856, (16, 4): 33_504, (16, 2): 24_288}[(channel, blocks)]
 
 
 @pytest.mark.parametrize("scope", [None, "model_head"])

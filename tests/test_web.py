@@ -12,19 +12,15 @@ import importlib.util
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 import pytest
 
-from conftest import FP16, VIDEOS, need
+from conftest import FP16, VIDEOS, need, start_server, stop_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS: Path | None = None  # where _shot writes: set by the screenshots fixture below
@@ -37,17 +33,10 @@ for _mod in ("gradio", "gradio_client", "playwright"):
         pytest.skip(f"{_mod} is not installed (pip install 'dctoon[web]' playwright)", allow_module_level=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     need(FP16)
     tmp = tmp_path_factory.mktemp("serve")
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}
     env.update(DCTOON_HOME=str(tmp / "home"), TMPDIR=str(tmp), PYTHONUNBUFFERED="1")
     # a second style, installed the way users do (model card + preview): the picker shows both
@@ -59,32 +48,10 @@ def server(tmp_path_factory):
     model = segment.ensure_model()
     (tmp / "home" / "models").mkdir(parents=True, exist_ok=True)
     shutil.copy(model, tmp / "home" / "models" / model.name)
-    log = open(tmp / "server.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "dctoon", "serve", "--port", str(port), "--style", str(FP16),
-                             "--max-video-seconds", "5", "--max-upload-mb", "2", "--threads", "2"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            log.seek(0)
-            pytest.fail(f"dctoon serve did not start:\n{log.read()[-3000:]}")
-        time.sleep(0.5)
+    proc, url, log = start_server(tmp, ["--style", str(FP16), "--max-video-seconds", "5", "--max-upload-mb", "2",
+                                        "--threads", "2"], env)
     yield {"url": url, "tmp": tmp, "log": tmp / "server.log"}
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
+    stop_server(proc, log)
     # the server's temporary folder (uploads, results, examples) is gone after it stops
     assert not list(tmp.glob("dctoon-web-*")), "temporary files left behind"
 

@@ -49,38 +49,80 @@ def _load(args):
     return load(args.style, settings)
 
 
-def _output_path(src: Path, out: Path | None, single: bool, style: str, alpha: bool) -> Path:
+def _default_name(src: Path, style: str, alpha: bool) -> str:
     from .images import IMAGE_SUFFIXES
 
-    if out is not None and single and out.suffix.lower() in IMAGE_SUFFIXES:
-        return out
     ext = src.suffix.lower() if src.suffix.lower() in IMAGE_SUFFIXES else ".png"
     if alpha and ext in (".jpg", ".jpeg", ".bmp"):
         ext = ".png"
-    return (out or Path(".")) / f"{src.stem}_{style}{ext}"
+    return f"{src.stem}_{style}{ext}"
+
+
+def _unused(path: Path) -> Path:
+    """``path``, or ``NAME-2.EXT``, ``NAME-3.EXT``, ... when an earlier output is there: never overwritten."""
+    n, candidate = 1, path
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
+def plan_outputs(paths: list[Path], out: Path | None, style: str, transparent: bool) -> list[Path]:
+    """Every output name, decided before any work: one input with ``-o NAME.EXT`` is that file (which
+    must not exist yet); otherwise ``-o`` is a folder (default: here) of ``NAME_STYLE.EXT``, an earlier
+    output there kept by numbering the new one. Clashes (an output that is an input, two outputs with
+    one name) are refused in one line."""
+    from .images import IMAGE_SUFFIXES, has_alpha
+
+    as_file = out is not None and not out.is_dir() and out.suffix.lower() in IMAGE_SUFFIXES
+    if len(paths) > 1 and out is not None and (as_file or out.is_file()):
+        raise InputError(f"-o {out}: {len(paths)} inputs need an output folder, not a file name")
+    if out is not None and out.is_file() and not as_file:
+        raise InputError(f"-o {out}: a file that is not an image; name an image file or a folder")
+    inputs = {p.resolve(): p for p in paths}
+    plan: list[Path] = []
+    taken: dict[Path, Path] = {}
+    for src in paths:
+        if as_file:
+            dst = out
+            if dst.exists() and dst.resolve() not in inputs:
+                raise InputError(f"{dst} exists: choose another output name or remove it (nothing is overwritten)")
+        else:
+            dst = (out or Path(".")) / _default_name(src, style, transparent or has_alpha(src))
+            if dst.resolve() not in inputs:
+                dst = _unused(dst)
+        key = dst.resolve()
+        if key in inputs:
+            raise InputError(f"{dst} is an input: its output would overwrite it; choose another -o folder")
+        if key in taken:
+            raise InputError(f"{taken[key]} and {src} would both be written to {dst}: stylize them into"
+                             " separate -o folders")
+        taken[key] = src
+        plan.append(dst)
+    return plan
 
 
 def cmd_image(args) -> int:
     from tqdm import tqdm
 
-    from .images import expand_inputs, read_image, write_image
+    from .images import expand_inputs, frame_count, read_image, write_image
 
     paths = expand_inputs(args.inputs)
     if not paths:
         raise InputError("no input images found")
-    out = Path(args.output) if args.output else None
     cartoonizer = _load(args)
-    style = Path(cartoonizer.style.name).stem
+    transparent = cartoonizer.backdrop is not None and cartoonizer.backdrop.kind == "transparent"
+    plan = plan_outputs(paths, Path(args.output) if args.output else None, Path(cartoonizer.style.name).stem,
+                        transparent)
     written, failed = [], 0
     try:
-        for src in tqdm(paths, unit="img", disable=len(paths) < 2, file=sys.stderr):
+        for src, dst in tqdm(list(zip(paths, plan)), unit="img", disable=len(paths) < 2, file=sys.stderr):
             try:
                 image = read_image(src, max_side=args.max_side)
-                alpha = image.shape[2] == 4 or (cartoonizer.backdrop is not None
-                                                 and cartoonizer.backdrop.kind == "transparent")
-                dst = _output_path(src, out, len(paths) == 1, style, alpha)
-                if dst.resolve() == src.resolve():
-                    raise InputError(f"{dst}: refusing to overwrite the input")
+                frames = frame_count(src)
+                if frames > 1:
+                    print(f"dctoon: note: {src} is animated ({frames} frames): only the first is stylized"
+                          " (`dctoon video` stylizes them all)", file=sys.stderr)
                 write_image(dst, cartoonizer.stylize(image))
                 written.append(dst)
                 print(dst)
@@ -96,11 +138,19 @@ def cmd_image(args) -> int:
 def cmd_video(args) -> int:
     import signal
 
+    from .video import OUTPUT_FORMATS, check_span, remove_stale_partials
+
     src = Path(args.input)
+    check_span(args.start, args.end)
     cartoonizer = _load(args)
-    dst = Path(args.output) if args.output else Path(f"{src.stem}_{Path(cartoonizer.style.name).stem}.mp4")
-    if dst.is_dir():
-        dst = dst / f"{src.stem}_{Path(cartoonizer.style.name).stem}.mp4"
+    out = Path(args.output) if args.output else None
+    if out is not None and not out.is_dir() and out.suffix.lower() in OUTPUT_FORMATS:
+        if out.exists() and out.resolve() != src.resolve():
+            raise InputError(f"{out} exists: choose another output name or remove it (nothing is overwritten)")
+        dst = out
+    else:
+        dst = _unused((out or Path(".")) / f"{src.stem}_{Path(cartoonizer.style.name).stem}.mp4")
+    remove_stale_partials(dst.parent)
 
     def terminate(signum, frame):  # a kill (SIGTERM) cleans up like Ctrl-C
         raise KeyboardInterrupt
@@ -138,6 +188,8 @@ def cmd_styles(args) -> int:
                   "or --style PATH with a model file or folder)")
     elif action == "info":
         card = styles.info(args.name)
+        if not args.full and isinstance(card.get("training"), dict):
+            card["training"] = styles.training_summary(card["training"]) + " (--full: the whole record)"
         for key, value in card.items():
             if isinstance(value, dict):
                 value = ", ".join(f"{k}={v if not isinstance(v, dict) else ' '.join(f'{a}:{b}' for a, b in v.items())}"
@@ -187,9 +239,11 @@ def cmd_demo(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .web import Limits, serve
+    from .web import Limits, _gradio, serve
 
+    _gradio()  # without the web extra: the install hint, before anything claims to be serving
     limits = Limits(max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds,
+                    max_megapixels=args.max_megapixels,
                     max_side=args.max_side, concurrency=args.concurrency, queue_size=args.queue_size)
     print(f"dctoon: serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
     serve(args.host, args.port, args.style, faces=not args.no_faces, min_face=args.min_face,
@@ -265,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="jobs running at once (default: 1; each job uses every core)")
     p.add_argument("--queue-size", type=int, default=16, metavar="N", help="jobs waiting at most (default: 16)")
     p.add_argument("--max-upload-mb", type=int, default=200, metavar="MB", help="largest upload (default: 200)")
+    p.add_argument("--max-megapixels", type=float, default=16, metavar="MP",
+                   help="largest photo one job stylizes, in megapixels (default: 16; bigger ones are refused at"
+                        " once from the header, or decoded reduced to the size the user picks)")
     p.add_argument("--max-video-seconds", type=float, default=60, metavar="S",
                    help="longest video span one job may stylize (default: 60)")
     p.set_defaults(func=cmd_serve)
@@ -283,8 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_styles, action="list")
     ss = p.add_subparsers(dest="action", metavar="ACTION")
     ss.add_parser("list", help="every style: name, built-in/installed/available, description")
-    q = ss.add_parser("info", help="a style's model card")
+    q = ss.add_parser("info", help="a style's model card (its training record summarised)")
     q.add_argument("name", metavar="NAME")
+    q.add_argument("--full", action="store_true", help="the whole model card, with the full training record")
     q = ss.add_parser("download", help="download an official style from ModelScope and convert it (resumable)")
     q.add_argument("name", metavar="NAME", help="e.g. modelscope-anime (see `dctoon styles`)")
     q.add_argument("--endpoint", metavar="URL", help="ModelScope server (default: $DCTOON_MODELSCOPE_ENDPOINT, "

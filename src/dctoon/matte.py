@@ -41,27 +41,43 @@ class Backdrop:
         return np.full((h, w, 3), self.color if self.kind == "color" else 0, np.uint8)
 
 
-def parse_backdrop(value: str) -> Backdrop:
-    """``blur``, ``transparent``, a colour (``#1e90ff``, ``1e90ff``, ``white``, ``rgb(0,128,0)``) or an image path."""
-    from PIL import ImageColor
-
+def parse_backdrop(value: "str | Backdrop") -> Backdrop:
+    """``blur``, ``transparent``, a colour (``#1e90ff``, ``1e90ff``, ``white``, ``rgb(0,128,0)``) or an image
+    path (a local user's spec: the web app builds its ``Backdrop`` from an upload instead, see
+    :func:`image_backdrop`)."""
+    if isinstance(value, Backdrop):
+        return value
     text = value.strip()
     if text.lower() in ("blur", "transparent"):
         return Backdrop(text.lower())
     path = Path(text).expanduser()
     if path.is_file():
-        from .images import read_image
+        return image_backdrop(path)
+    colour = parse_colour(text)
+    if colour is None:
+        raise InputError(f"--background {value!r}: not 'blur', 'transparent', a colour (#RRGGBB or a name) "
+                         "or an existing image file")
+    return colour
 
-        rgb = read_image(path)
-        return Backdrop("image", image=np.ascontiguousarray(rgb[..., 2::-1]))
-    for candidate in (text, "#" + text):
+
+def parse_colour(text: str) -> Backdrop | None:
+    """A colour backdrop from ``#1e90ff``, ``1e90ff``, ``white`` or ``rgb(0,128,0)``; None if it is not one."""
+    from PIL import ImageColor
+
+    for candidate in (text.strip(), "#" + text.strip()):
         try:
             r, g, b = ImageColor.getrgb(candidate)[:3]
             return Backdrop("color", color=(b, g, r))
         except ValueError:
             continue
-    raise InputError(f"--background {value!r}: not 'blur', 'transparent', a colour (#RRGGBB or a name) "
-                     "or an existing image file")
+    return None
+
+
+def image_backdrop(path: Path) -> Backdrop:
+    from .images import read_image
+
+    rgb = read_image(path)
+    return Backdrop("image", image=np.ascontiguousarray(rgb[..., 2::-1]))
 
 
 def check_mode(mode: str, backdrop: Backdrop | None) -> None:

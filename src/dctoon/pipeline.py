@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .face import Face, FaceDetector, align, alignment_matrix, blend_mask
-from .matte import blend, check_mode, needs_mask, parse_backdrop
+from .matte import Backdrop, blend, check_mode, needs_mask, parse_backdrop
 from .model import TTN
 from .styles import Style, resolve
 
@@ -32,7 +32,7 @@ class Settings:
     tile: int = 1536            # background model tiles above this side (bounded memory)
     threads: int = 0            # onnxruntime intra-op threads; 0 = all cores
     mode: str = "all"           # what is stylized: all, person (over the original) or background
-    background: str | None = None  # behind a stylized person: blur, a colour, an image path, transparent
+    background: "str | Backdrop | None" = None  # behind a stylized person: blur, a colour, an image path, transparent
     crop: str | None = None     # auto-crop to this aspect ratio (W:H, e.g. 9:16) around the faces
 
 

@@ -162,12 +162,9 @@ def _style_from_folder(folder: Path) -> Style:
     if card_path.is_file():
         try:
             card = json.loads(card_path.read_text())
-            head, bg = folder / card["head"]["file"], folder / card["background"]["file"]
+            head, bg = (_card_file(folder, card[role]) for role in ("head", "background"))
         except (ValueError, KeyError, TypeError):
             raise ModelError(f"{card_path}: not a valid model card") from None
-        for p in (head, bg):
-            if not p.is_file():
-                raise ModelError(f"{folder}: model file {p.name} named in {CARD} is missing")
         return Style(card.get("name", folder.name), head, bg, card, folder)
     files = sorted(p for p in folder.iterdir() if p.suffix in MODEL_SUFFIXES and p.is_file())
     roles = [_role(p.name) for p in files]
@@ -179,6 +176,28 @@ def _style_from_folder(folder: Path) -> Style:
         return Style(folder.name, generators[0], generators[0], {"source": str(folder)}, folder)
     raise ModelError(f"{folder}: no style here: expected {CARD}, or one *_h and one *_bg model "
                      f"(.pb/.tflite/.onnx), or a single model file")
+
+
+def _card_file(folder: Path, entry: dict) -> Path:
+    """A model file a card names: a file inside the style folder whose SHA-256 is the card's.
+
+    A card is data from wherever the style came from: a name that leaves the folder (``..``, an
+    absolute path, a link out) is refused, and so is a file that is not the one the card was written
+    for (hashing a few MB is cheap next to loading the model)."""
+    name = entry["file"]
+    if not isinstance(name, str) or not name:
+        raise TypeError("file")
+    root = folder.resolve()
+    path = (folder / name).resolve()
+    if Path(name).is_absolute() or not path.is_relative_to(root) or path == root:
+        raise ModelError(f"{folder / CARD}: model file {name!r} is outside the style folder: refused")
+    if not path.is_file():
+        raise ModelError(f"{folder}: model file {name} named in {CARD} is missing")
+    want = entry.get("sha256")
+    if want is not None and file_sha256(path) != want:
+        raise ModelError(f"{folder}: {name} does not match the SHA-256 in {CARD} (changed or damaged):"
+                         " reinstall the style")
+    return folder / name
 
 
 def _styles_in(root: Path) -> dict[str, Path]:
@@ -238,12 +257,14 @@ def save_style(folder: Path, name: str, head: dict[str, np.ndarray], background:
                *, description: str, license: str, source: str, training: dict | None = None,
                radius: int = ttn.DEFAULT_RADIUS, eps: float = ttn.DEFAULT_EPS,
                preview: np.ndarray | None = None, background_filter: tuple[int, float] | None = None,
-               bands: int = 0, band_sharpness: float = ttn.DEFAULT_SHARPNESS, extra: dict | None = None) -> Path:
+               bands: int = 0, band_sharpness: float = ttn.DEFAULT_SHARPNESS, extra: dict | None = None,
+               single_file: bool = False) -> Path:
     """Write a style folder atomically (built in a temp folder, then renamed into place).
 
     ``background_filter`` (radius, eps) when the background model's guided filter differs from the
     head's; ``bands``: both models end in tone bands (``ttn.tone_bands``); ``extra`` adds fields to
-    the model card (e.g. ``origin``).
+    the model card (e.g. ``origin``); ``single_file``: one ``model.onnx`` serves as head and
+    background (one set of weights and filters: half the size on disk).
     """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -252,11 +273,17 @@ def save_style(folder: Path, name: str, head: dict[str, np.ndarray], background:
     try:
         files = {}
         bg_filter = background_filter or (radius, eps)
-        for role, fname, weights, (r, e) in (("head", "head.onnx", head, (radius, eps)),
-                                             ("background", "bg.onnx", background or head, bg_filter)):
+        roles = (("head", "head.onnx", head, (radius, eps)), ("background", "bg.onnx", background or head, bg_filter))
+        if single_file:
+            if background is not None or tuple(bg_filter) != (radius, eps):
+                raise ValueError("single_file needs one set of weights and one guided filter")
+            roles = (("head and background", "model.onnx", head, (radius, eps)),)
+        for role, fname, weights, (r, e) in roles:
             model = ttn.build_onnx(weights, r, e, {"style": name, "role": role}, bands, band_sharpness)
             (tmp / fname).write_bytes(model.SerializeToString())
             files[role] = {"file": fname, "sha256": file_sha256(tmp / fname)}
+        if single_file:
+            files = {"head": files["head and background"], "background": files["head and background"]}
         if tuple(bg_filter) != (radius, eps):
             files["background"]["guided_filter"] = {"radius": int(bg_filter[0]), "eps": float(bg_filter[1])}
         card = {
@@ -334,6 +361,25 @@ def catalogue() -> list[Entry]:
     order = {"built-in": 0, "official": 1, "user": 2}
     rank = {o.name: i for i, o in enumerate(_OFFICIAL)}
     return sorted(entries, key=lambda e: (order[e.kind], rank.get(e.name, 0), e.name))
+
+
+def training_summary(training: dict) -> str:
+    """One line of a model card's training record: how, from what, how long, and how good."""
+    parts = [str(training.get("trainer", "")).split(" (")[0]]
+    if training.get("teacher"):
+        parts.append(f"distilled from {training['teacher']}")
+    student = training.get("student")
+    if isinstance(student, dict):
+        parts.append(f"c={student.get('channel')}/{student.get('num_blocks')} blocks,"
+                     f" {student.get('mac_per_px', 0):,} MAC/px")
+    if "steps" in training:
+        parts.append(f"{training['steps']:,} steps")
+    if training.get("wall_time_s"):
+        parts.append(f"{training['wall_time_s'] / 3600:.1f} h on {training.get('hardware', '?')}")
+    metrics = training.get("metrics")
+    if isinstance(metrics, dict) and isinstance(metrics.get("summary"), str):
+        parts.append(metrics["summary"])
+    return "; ".join(p for p in parts if p)
 
 
 def info(name: str) -> dict:

@@ -66,6 +66,13 @@ def conv_specs(channel: int = 32, num_blocks: int = 4) -> list[ConvSpec]:
     return specs
 
 
+def mac_per_pixel(channel: int = 32, num_blocks: int = 4) -> int:
+    """Multiply-accumulates per input pixel: each layer's kernel volume over the pixels it runs on
+    (full, 1/4 and 1/16 of the input after the two stride-2 stages)."""
+    per_px = {"enc0": 1, "up0": 1, "out": 1, "down1": 4, "enc1": 4, "up1": 4, "dec1": 4}
+    return sum(s.cin * s.cout * s.k * s.k // per_px.get(s.name, 16) for s in conv_specs(channel, num_blocks))
+
+
 def infer_config(shapes: list[tuple[int, ...]]) -> tuple[int, int]:
     """(channel, num_blocks) from the OIHW kernel shapes of a generator's convolutions."""
     n = len(shapes)

@@ -23,10 +23,11 @@ What comes out:
 
 from __future__ import annotations
 
+import errno
+import math
 import os
 import queue
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
@@ -38,7 +39,7 @@ import numpy as np
 
 from .errors import InputError
 from .crop import crop_window
-from .images import check_input
+from .images import check_input, publish, temp_beside, write_error
 from .matte import blend as matte_blend
 
 __all__ = ["VideoResult", "FrameStylizer", "stylize_video", "probe"]
@@ -84,7 +85,41 @@ def _open(path: Path):
         container.close()
         kind = "an audio-only file" if container.streams.audio else "a file without a video stream"
         raise InputError(f"{path}: {kind}; nothing to stylize")
+    if container.format.name == "image2" or container.format.name.endswith("_pipe"):  # a JPEG, PNG, ...
+        container.close()
+        raise InputError(f"{path}: a still image, not a video: use `dctoon image`")
     return container
+
+
+def _lock(fd: int, wait: bool = True) -> bool:
+    """An exclusive advisory lock on an open file (POSIX; elsewhere always granted)."""
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        return True
+    except OSError:
+        return False
+
+
+def remove_stale_partials(folder: Path) -> list[Path]:
+    """Delete the hidden ``.NAME.*.partial.EXT`` files that killed runs left in ``folder`` (a running
+    one holds a lock on its own file, so it is left alone)."""
+    removed = []
+    for p in Path(folder).glob(".*.partial.*"):
+        try:
+            fd = os.open(p, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if _lock(fd, wait=False):
+                p.unlink(missing_ok=True)
+                removed.append(p)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def _video_stream(container):
@@ -160,6 +195,19 @@ class FrameStylizer:
         return out
 
 
+def check_span(start: float | None, end: float | None, duration: float | None = None) -> None:
+    """A trim the user asked for: finite, in order, and (when the length is known) starting inside."""
+    for name, v in (("start", start), ("end", end)):
+        if v is not None and not math.isfinite(v):
+            raise InputError(f"{name} must be a number of seconds, got {v}")
+    if start is not None and start < 0:
+        raise InputError(f"start must be 0 or more seconds, got {start:g}")
+    if end is not None and end <= (start or 0):
+        raise InputError(f"end ({end:g} s) must be after start ({start or 0:g} s)")
+    if duration and start and start >= duration:
+        raise InputError(f"start ({start:g} s) is past the end of the video ({duration:.1f} s)")
+
+
 def open_span(path: Path, start: float | None, end: float | None):
     """Open a video for decoding the span [start, end) seconds: (container, video stream, frame
     rate, estimated frame count), already sought to just before ``start``."""
@@ -171,6 +219,11 @@ def open_span(path: Path, start: float | None, end: float | None):
     tb = vs.time_base
     rate = vs.average_rate or vs.guessed_rate or Fraction(25)
     duration = float(vs.duration * tb) if vs.duration else (container.duration or 0) / 1e6
+    try:
+        check_span(start, end, duration)
+    except InputError:
+        container.close()
+        raise
     span_end = min(end, duration) if end is not None and duration else (end or duration)
     total = max(1, round((span_end - (start or 0)) * float(rate))) if span_end else (vs.frames or 0)
     if start:
@@ -309,10 +362,7 @@ def stylize_video(
         raise InputError(f"detect_every must be >= 1, got {detect_every}")
     if not 0 <= blend < 1:
         raise InputError(f"blend must be in [0, 1), got {blend}")
-    if start is not None and start < 0:
-        raise InputError(f"start must be >= 0, got {start}")
-    if end is not None and end <= (start or 0):
-        raise InputError(f"end ({end}) must be after start ({start or 0})")
+    check_span(start, end)
     if cartoonizer.backdrop is not None and cartoonizer.backdrop.kind == "transparent":
         raise InputError("a transparent background needs an image output (PNG); for video choose blur, "
                          "a colour or an image")
@@ -372,9 +422,8 @@ def stylize_video(
     origin_pts = first[1]
     origin_t = first[3]
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=f".partial{dst.suffix}", dir=dst.parent)
-    os.close(fd)
+    fd, tmp_name = temp_beside(dst, f".partial{dst.suffix}")
+    _lock(fd)  # held while this run writes: a later run removes the file only once no process holds it
     tmp = Path(tmp_name)
 
     out = av.open(str(tmp), "w", format=fmt)
@@ -572,14 +621,18 @@ def stylize_video(
 
     if not finished or (interrupted is not None and not keep_partial):
         tmp.unlink(missing_ok=True)
+        os.close(fd)
         if error is not None:
+            if isinstance(error, OSError) and getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+                raise write_error(dst, error) from None
             if isinstance(error, av.FFmpegError) and not os.environ.get("DCTOON_DEBUG"):
                 raise InputError(f"{src}: {_short(error)}") from None
             raise error
         if interrupted is not None:
             raise interrupted
         raise RuntimeError("video encoding failed")
-    os.replace(tmp, dst)
+    publish(tmp, dst)
+    os.close(fd)
     result = VideoResult(dst, state["written"], state["last_end"], (width, height), audio_mode,
                          partial=interrupted is not None)
     if interrupted is not None:

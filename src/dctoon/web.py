@@ -70,6 +70,7 @@ class Limits:
     max_upload_mb: int = 200
     max_video_seconds: float = 60.0
     max_side: int | None = None     # a cap on every job's output size (None: any size the user picks)
+    max_megapixels: float = 16.0    # pixels one photo job may stylize (a small PNG can declare 100 MP)
     concurrency: int = 1            # jobs running at once
     queue_size: int = 16            # jobs waiting at most
     keep_minutes: float = 60.0      # results are kept this long for download
@@ -238,13 +239,14 @@ class App:
 
     # ---------------------------------------------------------------- jobs
     def stylize_image(self, path, label, mode, max_side, part="all", background=None, crop=None):
-        from .images import read_image, write_image
+        from .images import pixel_budget, read_image, write_image
 
         if not path:
             raise InputError("no image: upload a photo first / 请先上传照片")
         size = self.max_side(max_side)
         c = self.cartoonizer(label, mode, size, part, background, crop)
-        image, result = c.before_after(read_image(Path(path), max_side=size))
+        budget = int(min(self.limits.max_megapixels * 1e6, pixel_budget()))
+        image, result = c.before_after(read_image(Path(path), max_side=size, max_pixels=budget))
         stem = Path(path).stem[:60] or "image"
         dst = self.job_dir() / f"{stem}_{label}.png"
         write_image(dst, result)
@@ -252,27 +254,24 @@ class App:
 
     def stylize_video(self, path, label, mode, max_side, start, end, progress=None, part="all", background=None,
                       crop=None):
-        from .video import probe
+        from .video import check_span, probe
 
         if not path:
             raise InputError("no video: upload a video first / 请先上传视频")
         path = Path(path)
         start = float(start or 0)
         end = float(end) if end not in (None, "") and float(end) > 0 else None
-        if start < 0:
-            raise InputError(f"start must be 0 or more seconds, got {start:g}")
-        if end is not None and end <= start:
-            raise InputError(f"end ({end:g} s) must be after start ({start:g} s)")
         facts = probe(path)
         length = facts["duration"] or 0.0
-        if length and start >= length:
-            raise InputError(f"start ({start:g} s) is past the end of the video ({length:.1f} s)")
+        check_span(start, end, length)
         span = (min(end, length) if end is not None and length else (end or length)) - start
         limit = self.limits.max_video_seconds
         if span > limit + 1e-3:
             raise InputError(f"the video is {span:.1f} s long; this server stylizes at most {limit:g} s at a time: "
                              f"set start/end to a part of at most {limit:g} s / 视频过长（{span:.1f} 秒），"
                              f"每次最多 {limit:g} 秒，请设置起止时间")
+        # the header may not know the length (or may lie): decoded time is what counts, the span ends at the limit
+        end = start + limit if end is None else min(end, start + limit)
         c = self.cartoonizer(label, mode, max_side, part, background, crop)
         dst = self.job_dir() / f"{path.stem[:60] or 'video'}_{label}.mp4"
         began = time.monotonic()
@@ -295,17 +294,43 @@ class App:
         return str(result.path), summary
 
 
-def backdrop_value(kind: str | None, color: str | None, image: str | None) -> str | None:
-    """The page's background choice as ``Settings.background`` (None: keep the photo's)."""
+def backdrop_value(kind: str | None, color: str | None, image: str | None):
+    """The page's background choice as a ``matte.Backdrop`` (None: keep the photo's).
+
+    Every argument comes from the client: ``kind`` is one of the page's choices, ``color`` only ever
+    a colour and ``image`` only ever a file the client uploaded (never another path on the server)."""
+    from .matte import Backdrop, image_backdrop, parse_colour
+
     if kind in (None, "", "keep"):
         return None
+    if kind in ("blur", "transparent"):
+        return Backdrop(kind)
     if kind == "color":
-        return color or "#ffffff"
+        colour = parse_colour(str(color or "#ffffff"))
+        if colour is None:
+            raise InputError("colour: not a colour (#RRGGBB or a name) / 颜色无效")
+        return colour
     if kind == "image":
         if not image:
             raise InputError("background image: upload one first / 请先上传背景图片")
-        return str(image)
-    return kind
+        return image_backdrop(uploaded(image, "background image"))
+    raise InputError(f"behind the person: choose one of {', '.join(v for _, v in BACKDROPS)},"
+                     f" got {str(kind)[:40]!r}")
+
+
+def uploaded(path, what: str) -> Path:
+    """A file that came with the request: inside Gradio's upload folder. Any other server path is refused
+    with the same message whether or not it exists (no probing the server's files)."""
+    from gradio.utils import get_upload_folder
+
+    p = Path(str(path))
+    try:
+        inside = p.resolve().is_relative_to(Path(get_upload_folder()).resolve()) and p.is_file()
+    except (OSError, ValueError):
+        inside = False
+    if not inside:
+        raise InputError(f"{what}: upload a file / 请上传文件")
+    return p
 
 
 def _clock(seconds: float) -> str:
@@ -495,14 +520,14 @@ def build(app: App, url: str = "http://127.0.0.1:7860/"):
         def stylize_image(image, style_name, mode_name, max_side, part_name="all", backdrop_kind="keep",
                           color_value="#ffffff", backdrop_image=None, crop_name=ORIGINAL):
             """Stylize a photo: returns (input, result) and the result as a PNG file."""
-            return app.stylize_image(image, style_name, mode_name, max_side, part_name,
+            return app.stylize_image(image and uploaded(image, "image"), style_name, mode_name, max_side, part_name,
                                      backdrop_value(backdrop_kind, color_value, backdrop_image), crop_name)
 
         def stylize_video(video, style_name, mode_name, max_side, start_s, end_s, part_name="all",
                           backdrop_kind="keep", color_value="#ffffff", backdrop_image=None, crop_name=ORIGINAL,
                           progress=gr.Progress()):
             """Stylize a video (audio kept): returns the result video and a summary line."""
-            return app.stylize_video(video, style_name, mode_name, max_side, start_s, end_s, progress, part_name,
+            return app.stylize_video(video and uploaded(video, "video"), style_name, mode_name, max_side, start_s, end_s, progress, part_name,
                                      backdrop_value(backdrop_kind, color_value, backdrop_image), crop_name)
 
         look = [part, backdrop, color, bg_image, crop]

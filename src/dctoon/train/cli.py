@@ -12,6 +12,8 @@ from ._util import add_dataclass_arguments, dataclass_from_args
 COMMANDS = {
     "prepare": (settings.PrepareSettings, "dctoon.train.prepare", "prepare", "detect, align and filter a data set"),
     "ttn": (settings.TTNSettings, "dctoon.train.ttn", "train_ttn", "train the texture translation network"),
+    "distill": (settings.DistillSettings, "dctoon.train.distill", "distill",
+                "distil a teacher style into a smaller, faster student TTN"),
     "export": (settings.ExportSettings, "dctoon.train.ttn", "export", "export a TTN checkpoint (or re-export a style) as a style folder"),
     "ccn": (settings.CCNSettings, "dctoon.train.ccn", "run_ccn",
             "content calibration: few-shot StyleGAN2 fine-tuning, layer swap, samples"),

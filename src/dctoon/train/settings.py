@@ -82,6 +82,38 @@ class TTNSettings:
 
 
 @dataclass
+class DistillSettings:
+    teacher: str = _f(None, "teacher: a style (name or folder) or a model file (.onnx, .tflite, .pb), e.g. an official"
+                            " DCT-Net .tflite", required=True)
+    photos: list[str] = _f(None, "folders of training photos (faces, people, scenes; a hash hold-out of each is"
+                                 " kept for validation)", required=True)
+    out: str = _f("runs/distill", "run folder: pool.npz (teacher outputs), checkpoints, samples, log")
+    channel: int = _f(16, "student width: 32, 24 or 16 (MAC per pixel 124,608 / 71,856 / 33,504 with 4 blocks)")
+    blocks: int = _f(4, "student residual blocks: 4 or 2 (c=16 with 2 blocks: 24,288 MAC per pixel)")
+    steps: int = _f(6000, "training steps")
+    batch: int = _f(8, "batch size")
+    res: int = _f(160, "training crop size in px (a multiple of 4)")
+    pool: int = _f(3000, "teacher-labelled training inputs made once (faces, close-ups, scenes, degraded)")
+    pool_size: int = _f(256, "side of each pool input in px")
+    margin: int = _f(12, "px at crop edges inside the image left out of the loss (context the student lacks)")
+    lr: float = _f(5e-4, "peak Adam learning rate (warm-up, then cosine decay to 2%%)")
+    clip: float = _f(1.0, "gradient norm clipping")
+    warmup: int = _f(100, "learning-rate warm-up steps")
+    w_pixel: float = _f(1.0, "L1 pixel weight")
+    w_l2: float = _f(4.0, "L2 pixel weight")
+    w_grad: float = _f(1.0, "L1 image-gradient weight (edges and lines)")
+    holdout: float = _f(0.1, "fraction of each photo folder held out (validation, never trained on)")
+    val_images: int = _f(24, "held-out images for the validation PSNR")
+    init: str | None = _f(None, "start the student from 'teacher' or a style's head model (name, folder or model"
+                                " file); a wider start is pruned to the student's width (default: random)")
+    threads: int = _f(2, "torch and onnxruntime CPU threads")
+    seed: int = _f(0, "random seed")
+    sample_every: int = _f(250, "validate, write a sample grid and a checkpoint every N steps")
+    resume: bool = _f(False, "continue from OUT/checkpoint.pt")
+    stop_at: str | None = _f(None, "stop (with a checkpoint) at the next HH:MM, UTC")
+
+
+@dataclass
 class ExportSettings:
     checkpoint: str = _f(None, "TTN checkpoint (.pt) written by `train ttn`, or a style (name or folder) to"
                                " re-export with its model card's training record", positional=True)

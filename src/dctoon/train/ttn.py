@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dctoon.errors import InputError, ModelError
-from dctoon.ttn import DEFAULT_SHARPNESS, LEAKY_SLOPE, LUMA_BGR, conv_specs
+from dctoon.ttn import DEFAULT_SHARPNESS, LEAKY_SLOPE, LUMA_BGR, config_of, conv_specs
 
 from ._util import LANDMARKS_FILE, dataset_files, read_bgr
 from .settings import ExportSettings, TTNSettings
@@ -702,7 +702,7 @@ def load_generator(checkpoint: str | Path) -> tuple[Generator, dict]:
     if not Path(checkpoint).is_file():
         raise InputError(f"{checkpoint}: no such checkpoint")
     st = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    g = Generator()
+    g = Generator(*config_of(st["G"]))  # any width: a distilled student is narrower
     g.load_state_dict(st["G"])
     return g.eval(), st
 
@@ -748,17 +748,26 @@ def export(settings: ExportSettings) -> Path:
 
     s = settings
     metrics = json.loads(Path(s.metrics).read_text()) if s.metrics else None
+    single = False
     if str(s.checkpoint).endswith(".pt"):
         g, st = load_generator(s.checkpoint)
         trained = st["settings"]
-        head = bg = ImportedTTN(g.numpy_weights(), DEFAULT_RADIUS, DEFAULT_EPS, trained.get("bands", 0),
+        radius, eps = st.get("gf", (DEFAULT_RADIUS, DEFAULT_EPS))  # a student keeps its teacher's filter
+        head = bg = ImportedTTN(g.numpy_weights(), radius, eps, trained.get("bands", 0),
                                 trained.get("band_sharpness", DEFAULT_SHARPNESS))
-        training = training_card(st, metrics, s.command)
-        card = {"description": "", "license": "", "source": "dctoon train ttn"}
+        if st.get("kind") == "distill":
+            from .distill import distill_card
+
+            training, single = distill_card(st, metrics, s.command), True
+            card = {"description": "", "source": "dctoon train distill", "license": training["license"]}
+        else:
+            training = training_card(st, metrics, s.command)
+            card = {"description": "", "license": "", "source": "dctoon train ttn"}
     else:  # e.g. a built-in style given tone bands: same models, same record, the new metrics
         style = resolve(s.checkpoint)
         head = read_any(style.head)
         bg = head if style.background == style.head else read_any(style.background)
+        single = style.background == style.head
         card, training = style.card, dict(style.card.get("training", {}))
         if metrics:
             training["metrics"] = metrics
@@ -772,7 +781,7 @@ def export(settings: ExportSettings) -> Path:
         preview = reference_forward(head.weights, bgr[None].astype(np.float32), head.radius, head.eps, bands,
                                     sharpness)[0][..., ::-1].copy()
     pick = lambda key: card.get(key, "") if getattr(s, key) is None else getattr(s, key)  # noqa: E731
-    return save_style(Path(s.out), s.name, head.weights, bg.weights, description=pick("description"),
+    return save_style(Path(s.out), s.name, head.weights, None if single else bg.weights, description=pick("description"),
                       license=pick("license"), source=pick("source"), training=training, radius=head.radius,
                       eps=head.eps, background_filter=(bg.radius, bg.eps), preview=preview, bands=bands,
-                      band_sharpness=sharpness)
+                      band_sharpness=sharpness, single_file=single)

@@ -1,0 +1,172 @@
+"""Fidelity of distilled students to their teachers, through the full compound pipeline.
+
+    python bench/fidelity.py [--styles anime handdrawn ...] [--faces 100] [--sheet]
+
+For each style, the built-in student (``dctoon.load(name)``) and its teacher (the official DCT-Net
+file in ../shared/models/official, loaded the same way) stylize the same pictures with the same
+settings (faces, alignment, feathered paste-back, background model: everything). Sets, none of
+them trained on:
+
+- ``faces``: held-out face photos (the 10% hash hold-out of data/face-photos and of
+  data/handdrawn-portraits-photos that ``dctoon train distill`` never trains on);
+- ``images``: the shared images in media/images (and scikit-image's astronaut, the demo photo);
+- ``frames``: one frame per second of each shared video.
+
+Reports the mean PSNR and SSIM of the final RGB image (student vs teacher), and the share of
+held-out face photos where a face is still detected on the output (student and teacher). Teacher
+outputs are cached in ``bench/.cache`` (not committed), so a rerun costs only the students.
+``--sheet`` renders docs/contact-sheets/styles.png: photo | teacher | student for every style.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import dctoon
+from dctoon.train._util import dataset_files
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+OFFICIAL = SHARED / "models" / "official"
+CACHE = ROOT / "bench" / ".cache"
+STYLES = ["anime", "3d", "handdrawn", "sketch", "artstyle", "sd-design", "sd-illustration"]
+BUILTIN = {"sd-design": "design", "sd-illustration": "illustration"}  # official name -> built-in name
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    from skimage.metrics import structural_similarity
+
+    return float(structural_similarity(a, b, channel_axis=2, data_range=255))
+
+
+def video_frames(path: Path, every_s: float = 1.0) -> list[np.ndarray]:
+    import av
+
+    out, next_t = [], 0.0
+    with av.open(str(path)) as c:
+        for frame in c.decode(video=0):
+            if frame.time is not None and frame.time + 1e-6 >= next_t:
+                out.append(frame.to_ndarray(format="rgb24"))
+                next_t += every_s
+    return out
+
+
+def inputs(n_faces: int) -> dict[str, list[tuple[str, np.ndarray]]]:
+    from skimage import data
+
+    faces = []
+    for folder, n in (("face-photos", n_faces), ("handdrawn-portraits-photos", n_faces // 5)):
+        for p in dataset_files(SHARED / "data" / folder, "eval", 0.1)[:n]:
+            faces.append((f"{folder}/{p.name}", dctoon.read_image(p)))
+    images = [("astronaut", data.astronaut())]
+    images += [(p.name, dctoon.read_image(p)) for p in sorted((SHARED / "media/images").glob("*.jpg"))]
+    frames = []
+    for v in sorted((SHARED / "media/videos").glob("*.mp4")):
+        frames += [(f"{v.stem}@{i}s", f) for i, f in enumerate(video_frames(v))]
+    return {"faces": faces, "images": images, "frames": frames}
+
+
+def stylize_all(c: dctoon.Cartoonizer, items, cache: Path | None) -> list[np.ndarray]:
+    if cache is not None and cache.exists():
+        z = np.load(cache, allow_pickle=False)
+        if list(z["names"]) == [n for n, _ in items]:
+            return [z[f"a{i}"] for i in range(len(items))]
+    outs = [c.stylize(img) for _, img in items]
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, names=np.array([n for n, _ in items]), **{f"a{i}": o for i, o in enumerate(outs)})
+    return outs
+
+
+def face_rate(detector, images: list[np.ndarray]) -> float:
+    return float(np.mean([len(detector.detect(im)) > 0 for im in images]))
+
+
+def evaluate(style: str, sets, threads: int) -> tuple[dict, dict]:
+    teacher = dctoon.load(str(OFFICIAL / f"dctnet_{style}.tflite"), threads=threads)
+    student = dctoon.load(BUILTIN.get(style, style), threads=threads)
+    row, outs = {}, {}
+    for name, items in sets.items():
+        t0 = time.time()
+        ref = stylize_all(teacher, items, CACHE / f"teacher-{style}-{name}.npz")
+        t1 = time.time()
+        got = stylize_all(student, items, None)
+        t2 = time.time()
+        row[name] = {"n": len(items), "psnr": float(np.mean([psnr(a, b) for a, b in zip(got, ref)])),
+                     "psnr_min": float(np.min([psnr(a, b) for a, b in zip(got, ref)])),
+                     "ssim": float(np.mean([ssim(a, b) for a, b in zip(got, ref)])),
+                     "student_s": round(t2 - t1, 1)}
+        if name == "faces":
+            row[name]["faces_teacher"] = face_rate(student.detector, ref)
+            row[name]["faces_student"] = face_rate(student.detector, got)
+            row[name]["faces_photo"] = face_rate(student.detector, [im for _, im in items])
+        outs[name] = (ref, got)
+        print(f"  {style} {name}: {row[name]} (teacher {t1 - t0:.0f} s)", flush=True)
+    all_psnr = [r["psnr"] * r["n"] for r in row.values()]
+    row["mean_psnr"] = float(sum(all_psnr) / sum(r["n"] for r in row.values() if isinstance(r, dict)))
+    return row, outs
+
+
+def sheet(rows_in: list[tuple[str, np.ndarray]], results: dict, path: Path, cell: int = 256) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from contact_sheet import grid
+
+    names, rows = ["photo"], []
+    for style in results:
+        names += [f"{style}: official", f"{style}: dctoon {BUILTIN.get(style, style)}"]
+    for i, (_, img) in enumerate(rows_in):
+        row = [img]
+        for style, (ref, got) in results.items():
+            row += [ref[i], got[i]]
+        rows.append([cv2.resize(im, (cell, round(im.shape[0] * cell / im.shape[1])), interpolation=cv2.INTER_AREA)
+                     for im in row])
+    dctoon.write_image(path, grid(rows, names, height=cell))
+    print("wrote", path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--styles", nargs="+", default=[s for s in STYLES if BUILTIN.get(s, s) in dctoon.installed()])
+    ap.add_argument("--faces", type=int, default=100, help="held-out face photos of data/face-photos")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--sheet", action="store_true", help="render docs/contact-sheets/styles.png")
+    ap.add_argument("--json", default=str(ROOT / "bench" / "fidelity.json"))
+    args = ap.parse_args()
+    sets = inputs(args.faces)
+    print(f"{platform.processor() or platform.machine()}; {', '.join(f'{k} {len(v)}' for k, v in sets.items())}")
+    table, sheet_rows = {}, {}
+    for style in args.styles:
+        table[style], outs = evaluate(style, sets, args.threads)
+        keep = [i for i, (n, _) in enumerate(sets["images"]) if n in SHEET_IMAGES]
+        sheet_rows[style] = tuple([o[i] for i in keep] for o in outs["images"])
+    Path(args.json).write_text(json.dumps(table, indent=1) + "\n")
+    print("\n| style | faces PSNR / SSIM | images PSNR / SSIM | frames PSNR / SSIM | mean PSNR |"
+          " faces detected: teacher / student / photo |")
+    print("|---|---|---|---|---|---|")
+    for style, r in table.items():
+        f, i, v = r["faces"], r["images"], r["frames"]
+        print(f"| {style} | {f['psnr']:.2f} / {f['ssim']:.3f} | {i['psnr']:.2f} / {i['ssim']:.3f} |"
+              f" {v['psnr']:.2f} / {v['ssim']:.3f} | {r['mean_psnr']:.2f} |"
+              f" {f['faces_teacher']:.1%} / {f['faces_student']:.1%} / {f['faces_photo']:.1%} |")
+    if args.sheet:
+        rows_in = [(n, im) for n, im in sets["images"] if n in SHEET_IMAGES]
+        sheet(rows_in, sheet_rows, ROOT / "docs/contact-sheets/styles.png")
+
+
+SHEET_IMAGES = ("astronaut", "portrait-color.jpg", "portrait-512.jpg", "portrait-bw.jpg", "painting-full-body.jpg")
+
+if __name__ == "__main__":
+    main()

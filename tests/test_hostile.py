@@ -1,0 +1,343 @@
+"""A corpus of hostile but fair inputs, for the CLI and for the web API (through gradio_client).
+
+Each CLI case is a row: how to set it up, the command, the exit code, a piece of the one line on
+stderr, and what must hold afterwards (inputs unchanged, nothing left behind). Cases that already
+held before the hardening issue are kept here too, so they stay fixed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import FP16, IMAGES, VIDEOS, need, one_line_error, run, start_server, stop_server
+
+
+def _jpeg(path: Path, side: int = 48, value: int = 120) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((side, side, 3), value, np.uint8)).save(path, quality=90)
+    return path
+
+
+def _png_bomb(path: Path, side: int = 9990) -> Path:
+    """A ~100 KB PNG that declares ~100 MP (one colour compresses to almost nothing)."""
+    Image.new("L", (side, side), 90).save(path, optimize=True)
+    return path
+
+
+def _mkv_without_duration(path: Path, seconds: float, fps: int = 10, side: int = 64) -> Path:
+    """A Matroska file written as a live stream: its header has no duration."""
+    import av
+
+    with av.open(str(path), "w", format="matroska", options={"live": "1"}) as out:
+        s = out.add_stream("libx264", rate=fps)
+        s.width = s.height = side
+        s.pix_fmt = "yuv420p"
+        for i in range(int(seconds * fps)):
+            frame = np.full((side, side, 3), (i * 7) % 255, np.uint8)
+            for p in s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    return path
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@dataclass
+class Case:
+    name: str
+    setup: Callable[[Path], list]          # tmp -> the command's arguments (after "dctoon")
+    code: int = 2
+    says: str = ""                          # a piece of the one error line
+    check: Callable[[Path], None] | None = None
+    unchanged: bool = True                  # every file that existed before is byte-identical after
+    extra: list = field(default_factory=list)
+
+
+def _folder_with_its_own_output(tmp: Path) -> list:
+    _jpeg(tmp / "in" / "a.jpg")
+    _jpeg(tmp / "in" / "a_whitebox_cartoon_gan_fp16.jpg", value=30)
+    return ["image", tmp / "in", "-o", tmp / "in"]
+
+
+def _same_names_two_folders(tmp: Path) -> list:
+    _jpeg(tmp / "d1" / "a.jpg")
+    _jpeg(tmp / "d2" / "a.jpg", value=30)
+    return ["image", tmp / "d1" / "a.jpg", tmp / "d2" / "a.jpg", "-o", tmp / "out"]
+
+
+def _nothing_in(name: str) -> Callable[[Path], None]:
+    def check(tmp: Path) -> None:
+        assert not (tmp / name).exists() or not any((tmp / name).iterdir())
+    return check
+
+
+def _style_card(tmp: Path, **change) -> Path:
+    from dctoon import styles
+
+    folder = tmp / "style"
+    styles.save_style(folder, "evil", _tiny_weights(), description="", license="", source="test")
+    card = json.loads((folder / "style.json").read_text())
+    for role, value in change.items():
+        card[role].update(value)
+    (folder / "style.json").write_text(json.dumps(card))
+    return folder
+
+
+def _tiny_weights():
+    from dctoon import ttn
+
+    rng = np.random.default_rng(0)
+    return {f"{s.name}.{p}": (rng.normal(0, 0.1, (s.cout, s.cin, s.k, s.k)) if p == "weight"
+                              else np.zeros(s.cout)).astype(np.float32)
+            for s in ttn.conv_specs(4, 2) for p in ("weight", "bias")}
+
+
+def _swapped_model(tmp: Path) -> list:
+    folder = _style_card(tmp)
+    other = tmp / "other"
+    from dctoon import styles
+
+    weights = {k: v * 2 for k, v in _tiny_weights().items()}
+    styles.save_style(other, "other", weights, description="", license="", source="test")
+    shutil.copy(other / "head.onnx", folder / "head.onnx")
+    return ["image", _jpeg(tmp / "a.jpg"), "-o", tmp / "out", "--style", folder]
+
+
+def _gif(tmp: Path) -> list:
+    frames = [Image.fromarray(np.full((32, 32, 3), v, np.uint8)) for v in (20, 200, 90)]
+    frames[0].save(tmp / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return ["image", tmp / "anim.gif", "-o", tmp / "out"]
+
+
+def _mode_is_normal(tmp: Path) -> None:
+    mode = (tmp / "out" / "a_whitebox_cartoon_gan_fp16.png").stat().st_mode & 0o777
+    assert mode == 0o666 & ~_umask(), oct(mode)
+
+
+def _umask() -> int:
+    m = os.umask(0o022)
+    os.umask(m)
+    return m
+
+
+def _stale_partial(tmp: Path) -> list:
+    (tmp / "out").mkdir()
+    (tmp / "out" / ".talk_whitebox_cartoon_gan_fp16.k1ll3d.partial.mp4").write_bytes(b"\0" * 1000)
+    return ["video", need(VIDEOS / "talking-head-512-noaudio.mp4"), "-o", tmp / "out", "--end", "0.2",
+            "--max-side", "64", "-q"]
+
+
+def _no_stale(tmp: Path) -> None:
+    assert [p.name for p in (tmp / "out").iterdir()] == ["talking-head-512-noaudio_whitebox_cartoon_gan_fp16.mp4"]
+
+
+CLI_CASES = [
+    Case("missing input", lambda t: ["image", t / "nope.jpg", "-o", t / "out"], says="no such file or folder"),
+    Case("text named .jpg", lambda t: ["image", _text(t / "x.jpg"), "-o", t / "out"], says="not an image",
+         check=_nothing_in("out")),
+    Case("empty file", lambda t: ["image", _empty(t / "e.png"), "-o", t / "out"], says="empty file"),
+    Case("png bomb", lambda t: ["image", _png_bomb(t / "bomb.png"), "-o", t / "out"], says="--max-side",
+         check=_nothing_in("out")),
+    Case("png bomb with --max-side", lambda t: ["image", _png_bomb(t / "bomb.png"), "-o", t / "o.png",
+                                                "--max-side", "256"], code=0,
+         check=lambda t: Image.open(t / "o.png").size == (256, 256)),
+    Case("output is the input", lambda t: ["image", _jpeg(t / "a.jpg"), "-o", t / "a.jpg"], says="a.jpg"),
+    Case("folder holding its own output name", _folder_with_its_own_output, says="is an input"),
+    Case("two inputs, one output name", _same_names_two_folders, says="would both be written",
+         check=_nothing_in("out")),
+    Case("several inputs, -o a file name", lambda t: ["image", _jpeg(t / "a.jpg"), _jpeg(t / "b.jpg"),
+                                                      "-o", t / "x.png"], says="need an output folder",
+         check=lambda t: not (t / "x.png").exists()),
+    Case("-o exists", lambda t: ["image", _jpeg(t / "a.jpg"), "-o", _jpeg(t / "b.jpg")], says="exists"),
+    Case("earlier output kept", lambda t: ["image", _jpeg(t / "a.jpg"), "-o", _prior(t)], code=0,
+         check=lambda t: sorted(p.name for p in (t / "out").iterdir()) == [
+             "a_whitebox_cartoon_gan_fp16-2.jpg", "a_whitebox_cartoon_gan_fp16.jpg"]),
+    Case("unwritable output folder", lambda t: ["image", _jpeg(t / "a.jpg"), "-o", _text(t / "file") / "o.png"],
+         says="cannot write there"),
+    Case("output permissions", lambda t: ["image", _png(t / "a.png"), "-o", t / "out"], code=0,
+         check=_mode_is_normal),
+    Case("animated gif", _gif, code=0, check=lambda t: len(list((t / "out").iterdir())) == 1),
+    Case("video of a jpeg", lambda t: ["video", _jpeg(t / "a.jpg"), "-o", t / "o.mp4"], says="still image"),
+    Case("video start past the end", lambda t: ["video", need(VIDEOS / "talking-head-512-noaudio.mp4"), "-o",
+                                                t / "o.mp4", "--start", "99"], says="past the end"),
+    Case("video end nan", lambda t: ["video", need(VIDEOS / "talking-head-512-noaudio.mp4"), "-o", t / "o.mp4",
+                                     "--end", "nan"], says="number of seconds"),
+    Case("video -o exists", lambda t: ["video", need(VIDEOS / "talking-head-512-noaudio.mp4"), "-o",
+                                       _text(t / "o.mp4")], says="exists"),
+    Case("stale partial from a killed run", _stale_partial, code=0, check=_no_stale, unchanged=False),
+    Case("style file outside its folder", lambda t: ["image", _jpeg(t / "a.jpg"), "-o", t / "out", "--style",
+                                                      _style_card(t, head={"file": "../../../../etc/passwd"})],
+         says="outside the style folder"),
+    Case("style file absolute", lambda t: ["image", _jpeg(t / "a.jpg"), "-o", t / "out", "--style",
+                                            _style_card(t, background={"file": str(FP16)})],
+         says="outside the style folder"),
+    Case("style model swapped", _swapped_model, says="does not match the SHA-256"),
+    Case("styles import of an escaping card", lambda t: ["styles", "import", _style_card(
+        t, head={"file": "../escape.onnx"}), "--name", "evil"], says="outside the style folder"),
+    Case("bad --max-side", lambda t: ["image", _jpeg(t / "a.jpg"), "-o", t / "out", "--max-side", "2"],
+         says="--max-side"),
+    Case("unknown style", lambda t: ["image", _jpeg(t / "a.jpg"), "-o", t / "out", "--style", "nope"],
+         says="unknown style"),
+]
+
+
+def _text(p: Path) -> Path:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("not an image\n")
+    return p
+
+
+def _empty(p: Path) -> Path:
+    p.write_bytes(b"")
+    return p
+
+
+def _png(p: Path) -> Path:
+    Image.fromarray(np.full((24, 24, 3), 90, np.uint8)).save(p)
+    return p
+
+
+def _prior(t: Path) -> Path:
+    _jpeg(t / "out" / "a_whitebox_cartoon_gan_fp16.jpg", value=10)
+    return t / "out"
+
+
+@pytest.mark.parametrize("case", CLI_CASES, ids=[c.name for c in CLI_CASES])
+def test_cli_hostile_input(case: Case, tmp_path, capsys, fp16_model):
+    work = tmp_path / "w"
+    work.mkdir()
+    args = case.setup(work)
+    if "--style" not in args and args[0] in ("image", "video"):
+        args += ["--style", fp16_model]
+    before = _snapshot(work)
+    started = time.monotonic()
+    code, _, err = run(args, capsys)
+    assert code == case.code, err
+    if case.code == 2:
+        line = one_line_error(err)
+        assert case.says in line, line
+        assert time.monotonic() - started < 30, "refused, but only after doing the work"
+    else:
+        assert "Traceback" not in err
+    after = _snapshot(work)
+    if case.unchanged:
+        assert {k: v for k, v in after.items() if k in before} == before, "an input or earlier output changed"
+    assert not [p for p in work.rglob("*") if p.name.endswith((".tmp", ".part")) or ".partial." in p.name]
+    if case.check:
+        assert case.check(work) is not False
+
+
+def test_animated_gif_says_only_the_first_frame(tmp_path, capsys, fp16_model):
+    code, _, err = run(_gif(tmp_path) + ["--style", fp16_model], capsys)
+    assert code == 0 and "animated (3 frames): only the first" in err
+
+
+def test_styles_info_is_a_summary_and_full_on_request(capsys):
+    code, out, _ = run(["styles", "info", "anime"], capsys)
+    assert code == 0 and len(out) < 2500 and "--full" in out
+    code, full, _ = run(["styles", "info", "anime", "--full"], capsys)
+    assert code == 0 and len(full) > len(out)
+
+
+def test_serve_without_the_web_extra_says_so_first(tmp_path):
+    fake = tmp_path / "site" / "gradio"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('No module named gradio', name='gradio')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    r = subprocess.run([sys.executable, "-m", "dctoon", "serve", "--port", "1"], capture_output=True, text=True,
+                       env=env, timeout=60)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "serving" not in r.stderr and "dctoon[web]" in lines[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# the web API, as any HTTP client can call it
+
+WEB = all(importlib.util.find_spec(m) for m in ("gradio", "gradio_client"))
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    if not WEB:
+        pytest.skip("the web extra is not installed")
+    need(FP16)
+    tmp = tmp_path_factory.mktemp("hostile-serve")
+    env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}
+    env.update(DCTOON_HOME=str(tmp / "home"), TMPDIR=str(tmp), PYTHONUNBUFFERED="1")
+    proc, url, log = start_server(tmp, ["--style", str(FP16), "--max-video-seconds", "1", "--threads", "1",
+                                        "--max-megapixels", "4"], env)
+    from gradio_client import Client
+
+    yield Client(url, verbose=False), tmp
+    stop_server(proc, log)
+
+
+def _web_error(fn) -> str:
+    with pytest.raises(Exception) as e:
+        fn()
+    msg = str(e.value)
+    assert "\n" not in msg.strip() and "Traceback" not in msg, msg
+    return msg
+
+
+def test_web_backdrop_never_reads_server_files(api):
+    from gradio_client import handle_file
+
+    client, _ = api
+    photo = handle_file(str(need(IMAGES / "portrait-512.jpg")))
+    server_image = str(need(IMAGES / "dog-no-human-face.jpg"))
+    calls = {
+        "colour is a server image": ("color", server_image, None),
+        "colour is a missing path": ("color", "/no/such/file.png", None),
+        "kind is a server image": (server_image, "#ffffff", None),
+        "image is a server path": ("image", "#ffffff", server_image),
+    }
+    messages = {}
+    for name, (kind, colour, image) in calls.items():
+        messages[name] = _web_error(lambda: client.predict(photo, FP16.stem, "portrait", 128, "person", kind,
+                                                           colour, image, "original", api_name="/stylize_image"))
+    # an existing and a missing path give the same answer: nothing to probe
+    assert messages["colour is a server image"] == messages["colour is a missing path"]
+
+
+def test_web_pixel_bomb_is_refused_at_once(api):
+    from gradio_client import handle_file
+
+    client, tmp = api
+    bomb = _png_bomb(tmp / "bomb.png", 6000)
+    started = time.monotonic()
+    msg = _web_error(lambda: client.predict(handle_file(str(bomb)), FP16.stem, "portrait", 0,
+                                            api_name="/stylize_image"))
+    assert "MP" in msg and time.monotonic() - started < 30
+
+
+def test_web_video_without_a_duration_stops_at_the_limit(api):
+    import av
+    from gradio_client import handle_file
+
+    client, tmp = api
+    clip = _mkv_without_duration(tmp / "long.mkv", 3.0)
+    with av.open(str(clip)) as c:
+        assert not c.streams.video[0].duration and not c.duration  # the header does not know
+    video, summary = client.predict(handle_file(str(clip)), FP16.stem, "frame", 64, 0, 0,
+                                    api_name="/stylize_video")
+    path = video["video"] if isinstance(video, dict) else video
+    with av.open(str(path)) as c:
+        frames = sum(1 for _ in c.decode(video=0))
+    assert frames <= 10, summary  # 1 s at 10 fps, not the 3 s of the file
