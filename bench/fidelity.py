@@ -15,7 +15,8 @@ them trained on:
 Reports the mean PSNR and SSIM of the final RGB image (student vs teacher), and the share of
 held-out face photos where a face is still detected on the output (student and teacher). Teacher
 outputs are cached in ``bench/.cache`` (not committed), so a rerun costs only the students.
-``--sheet`` renders docs/contact-sheets/styles.png: photo | teacher | student for every style.
+``--sheet`` renders docs/contact-sheets/styles.png (photo | teacher | student for every style) and
+docs/contact-sheets/builtins.png (two portraits in every built-in style, the README's picture).
 """
 
 from __future__ import annotations
@@ -137,15 +138,40 @@ def sheet(rows_in: list[tuple[str, np.ndarray]], results: dict, path: Path, cell
     print("wrote", path)
 
 
+def builtins_strip(path: Path, styles: list[str], cell: int = 256) -> None:
+    """The README's picture: two portraits in every built-in style, as a user sees them."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from contact_sheet import grid
+    from skimage import data
+
+    photos = [data.astronaut(), dctoon.read_image(SHARED / "media/images/portrait-color.jpg", max_side=768)]
+    names = [BUILTIN.get(s, s) for s in styles]
+    rows = []
+    for photo in photos:
+        row = [photo] + [dctoon.load(n).stylize(photo) for n in names]
+        rows.append([cv2.resize(im, (cell, round(im.shape[0] * cell / im.shape[1])), interpolation=cv2.INTER_AREA)
+                     for im in row])
+    dctoon.write_image(path, grid(rows, ["photo", *names], height=cell))
+    print("wrote", path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--styles", nargs="+", default=[s for s in STYLES if BUILTIN.get(s, s) in dctoon.installed()])
-    ap.add_argument("--faces", type=int, default=100, help="held-out face photos of data/face-photos")
+    ap.add_argument("--faces", type=int, default=60, help="held-out face photos of data/face-photos")
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--sheet", action="store_true", help="render docs/contact-sheets/styles.png")
+    ap.add_argument("--sheet", action="store_true", help="render docs/contact-sheets/styles.png and builtins.png")
     ap.add_argument("--json", default=str(ROOT / "bench" / "fidelity.json"))
+    ap.add_argument("--teachers-only", action="store_true", help="only fill the teachers' cache (any style list)")
     args = ap.parse_args()
     sets = inputs(args.faces)
+    if args.teachers_only:
+        for style in args.styles:
+            teacher = dctoon.load(str(OFFICIAL / f"dctnet_{style}.tflite"), threads=args.threads)
+            for name, items in sets.items():
+                stylize_all(teacher, items, CACHE / f"teacher-{style}-{name}.npz")
+            print(style, "cached", flush=True)
+        return
     print(f"{platform.processor() or platform.machine()}; {', '.join(f'{k} {len(v)}' for k, v in sets.items())}")
     table, sheet_rows = {}, {}
     for style in args.styles:
@@ -162,6 +188,7 @@ def main() -> None:
               f" {v['psnr']:.2f} / {v['ssim']:.3f} | {r['mean_psnr']:.2f} |"
               f" {f['faces_teacher']:.1%} / {f['faces_student']:.1%} / {f['faces_photo']:.1%} |")
     if args.sheet:
+        builtins_strip(ROOT / "docs/contact-sheets/builtins.png", args.styles)
         rows_in = [(n, im) for n, im in sets["images"] if n in SHEET_IMAGES]
         sheet(rows_in, sheet_rows, ROOT / "docs/contact-sheets/styles.png")
 

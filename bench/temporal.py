@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from dctoon.pipeline import load  # noqa: E402
 from dctoon.track import crop_corners, warp_error  # noqa: E402
-from dctoon.video import FrameStylizer, _fit, _upright  # noqa: E402
+from dctoon.video import FrameStylizer  # noqa: E402
+from dctoon.video.reader import fit, upright  # noqa: E402
 
 VIDEOS = ROOT.parent / "shared" / "media" / "videos"
 FP16 = ROOT.parent / "shared" / "models" / "reference" / "whitebox_cartoon_gan_fp16.tflite"
@@ -63,7 +64,7 @@ def frames(path: Path, seconds: float | None, max_side: int | None):
             t = float(f.pts * f.time_base)
             if seconds and t >= seconds:
                 break
-            yield _fit(_upright(f.to_ndarray(format="bgr24"), f.rotation), max_side), t
+            yield fit(upright(f.to_ndarray(format="bgr24"), f.rotation), max_side), t
 
 
 def main_face(faces):
@@ -119,7 +120,7 @@ def sheet(cartoonizer, videos, dst: Path, window: float = 0.3, height: int = 200
                     t = float(f.pts * f.time_base)
                     if t < t_q - window:
                         continue
-                    bgr = _fit(_upright(f.to_ndarray(format="bgr24"), f.rotation), cartoonizer.settings.max_side)
+                    bgr = fit(upright(f.to_ndarray(format="bgr24"), f.rotation), cartoonizer.settings.max_side)
                     last = (bgr, run(bgr, t), t)
                     if t >= t_q:
                         break

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import dctoon
-from dctoon.crop import (Track, Window, analyze, crop_window, motion_stats, parse_aspect, photo_crop, plan,
-                         plan_video, window_size)
+from dctoon.camera import Track, motion_stats, plan
+from dctoon.framing import Window, crop_window, parse_aspect, photo_crop, window_size
+from dctoon.video.analyze import analyze, plan_video
 from dctoon.errors import InputError
 from dctoon.face import Face, FaceDetector
 

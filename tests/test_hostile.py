@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -341,3 +342,39 @@ def test_web_video_without_a_duration_stops_at_the_limit(api):
     with av.open(str(path)) as c:
         frames = sum(1 for _ in c.decode(video=0))
     assert frames <= 10, summary  # 1 s at 10 fps, not the 3 s of the file
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 256 KB tmpfs filled to the last few KB (root only; skipped where mounting is not allowed)."""
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.decode().strip()[:80]}")
+    try:
+        (mnt / "filler").write_bytes(b"\0" * (256 * 1024 - 8 * 1024))
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_a_full_disk_is_one_line_and_leaves_nothing(kind, full_disk, tmp_path, capsys, fp16_model):
+    if kind == "image":
+        src = tmp_path / "noise.png"
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(src)
+        args = ["image", src, "-o", full_disk / "out.png"]
+    else:
+        args = ["video", need(VIDEOS / "talking-head-512-noaudio.mp4"), "-o", full_disk / "out.mp4", "--end", "1",
+                "--max-side", "128", "-q", "--crf", "0"]
+    code, _, err = run(args + ["--style", fp16_model], capsys)
+    assert code == 2 and "disk is full" in one_line_error(err)
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
+
+
+def test_the_tests_never_use_the_real_cache():
+    from dctoon import styles
+
+    assert styles.home().resolve() != (Path.home() / ".cache" / "dctoon").resolve()
+    assert Path(tempfile.gettempdir()).resolve() in styles.home().resolve().parents

@@ -11,3 +11,12 @@ class ModelError(DctoonError):
 
 class InputError(DctoonError):
     """An image or video that cannot be read or processed."""
+
+
+class Interrupted(DctoonError, KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a video: ``result`` is the partial video kept with ``keep_partial``
+    (None when nothing was kept). Still a ``KeyboardInterrupt``, so code that stops on one stops."""
+
+    def __init__(self, result=None):
+        super().__init__("interrupted")
+        self.result = result

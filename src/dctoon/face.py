@@ -22,9 +22,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from .errors import ModelError
+from .runtime import session
 
 __all__ = [
     "Face",
@@ -204,20 +204,9 @@ class FaceDetector:
         self.scale_factor = float(scale_factor)
         self.max_side = int(max_side)
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # Detection shares the CPU with decoding and stylization; spinning idle workers would
-        # steal it from them (measured: 3x slower detection on a busy 2-core machine).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         weights = _weights_dir()
         self._pnet, self._rnet, self._onet = (
-            ort.InferenceSession(
-                str(weights / f"{name}.onnx"),
-                sess_options=options,
-                providers=["CPUExecutionProvider"],
-            )
+            session(weights / f"{name}.onnx", threads, helper=True, what=f"the face detector ({name})")
             for name in ("pnet", "rnet", "onet")
         )
 

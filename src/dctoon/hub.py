@@ -259,19 +259,6 @@ def download_url(url: str, dest: Path, *, size: int | None = None, sha256: tuple
     return dest
 
 
-def download(model_id: str, revision: str, folder: Path, select, *, base: str | None = None,
-             sha256: dict[str, tuple[str, ...]] | None = None, progress: bool | None = None) -> dict[str, Path]:
-    """Download the files of a model chosen by ``select(list[RemoteFile]) -> list[RemoteFile]`` into
-    ``folder``; returns repository path -> local file."""
-    remote = select(list_files(model_id, revision, base))
-    out = {}
-    for f in remote:
-        dest = Path(folder) / f.path
-        known = (sha256 or {}).get(Path(f.path).name, ())
-        out[f.path] = fetch(model_id, revision, f, dest, base=base, sha256=known, progress=progress)
-    return out
-
-
 def cache_roots() -> list[Path]:
     """Where the ``modelscope`` package keeps downloaded models (``$MODELSCOPE_CACHE`` or ~/.cache/modelscope)."""
     root = Path(os.environ.get("MODELSCOPE_CACHE") or Path.home() / ".cache" / "modelscope")

@@ -7,22 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from . import ttn
-from .errors import ModelError
 from .importers import read_any
-
-
-def _session(model_bytes: bytes, threads: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    try:
-        return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own exception types
-        raise ModelError(f"onnxruntime cannot load the model: {str(e).splitlines()[0]}") from None
+from .runtime import session
 
 
 class TTN:
@@ -40,7 +26,7 @@ class TTN:
         imported = read_any(path)
         model_bytes = imported.onnx().SerializeToString()
         self.path = path
-        self.session = _session(model_bytes, threads)
+        self.session = session(model_bytes, threads)
         self.tile, self.overlap = tile, overlap
 
     def run_batch(self, bgr: np.ndarray) -> np.ndarray:

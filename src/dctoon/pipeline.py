@@ -59,7 +59,7 @@ class Cartoonizer:
         check_mode(s.mode, self.backdrop)
         self.aspect = None
         if s.crop:
-            from .crop import parse_aspect
+            from .framing import parse_aspect
 
             self.aspect = parse_aspect(s.crop)
 
@@ -131,7 +131,7 @@ class Cartoonizer:
         rgb = np.ascontiguousarray(rgb[..., :3])
         faces = self.detector.detect(rgb) if self.heads or self.aspect else []
         if self.aspect:
-            from .crop import photo_crop
+            from .framing import photo_crop
 
             win = photo_crop(rgb.shape[:2], faces, self.aspect)
             rgb = np.ascontiguousarray(win.apply(rgb))

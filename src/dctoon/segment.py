@@ -31,6 +31,7 @@ import numpy as np
 from . import hub
 from .errors import ModelError
 from .importers import TFLiteGraph, TFLiteOp
+from .runtime import session
 
 __all__ = ["MODELS", "MaskSmoother", "Segmenter", "Source", "ensure_model", "guided_filter", "import_model",
            "model_path", "tflite_to_onnx"]
@@ -533,23 +534,13 @@ class Segmenter:
 
     def __init__(self, threads: int = 0, model: str | os.PathLike = DEFAULT_MODEL, *, refine: bool = True,
                  radius: int = 6, eps: float = 2e-3, work_side: int = 512, progress: bool | None = None):
-        import onnxruntime as ort
-
         if threads < 0:
             raise ValueError(f"threads must be >= 0, got {threads}")
         path = ensure_model(model, progress) if isinstance(model, str) and model in MODELS else Path(model)
         if not Path(path).is_file():
             raise ModelError(f"{path}: segmentation model not found; known names: {', '.join(MODELS)}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see face.FaceDetector
-        try:
-            self._session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise ModelError(f"{path}: cannot load the segmentation model ({str(e).splitlines()[0]}); "
-                             "delete it to have it converted again") from None
+        self._session = session(path, threads, helper=True,
+                                what=f"the segmentation model {path} (delete it to have it converted again)")
         inp = self._session.get_inputs()[0]
         self._input = inp.name
         self.height, self.width = int(inp.shape[1]), int(inp.shape[2])

@@ -41,6 +41,7 @@ import numpy as np
 from . import ttn
 from .errors import ModelError
 from .hub import file_sha256
+from .runtime import session
 
 if TYPE_CHECKING:
     from .importers import ImportedTTN
@@ -423,11 +424,10 @@ def _check_name(name: str) -> None:
 def _preview(model: ImportedTTN) -> np.ndarray | None:
     """The style on the bundled astronaut portrait's face (scikit-image, public domain), RGB."""
     try:
-        import onnxruntime as ort
         from skimage import data
 
         crop = np.ascontiguousarray(data.astronaut()[16:272, 124:380, ::-1])
-        sess = ort.InferenceSession(model.onnx().SerializeToString(), providers=["CPUExecutionProvider"])
+        sess = session(model.onnx().SerializeToString(), 1)
         out = sess.run([ttn.OUTPUT_NAME], {ttn.INPUT_NAME: crop[None].astype(np.float32)})[0][0]
         return np.ascontiguousarray(out[..., ::-1])
     except Exception:  # a preview is a nicety: never fail an install for it

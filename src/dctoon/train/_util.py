@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+from dctoon.images import IMAGE_SUFFIXES
+
 SPLIT_FILE = "split.json"
 LANDMARKS_FILE = "landmarks.json"
 

@@ -243,6 +243,7 @@ class Distiller:
             self.pool_x[: s.val_images]
         self.val_x, self.val_y = val, teacher_outputs(self.teacher, val)
 
+        self.dev = torch.device(s.device)
         self.G = Generator(s.channel, s.blocks)
         self.opt = torch.optim.Adam(self.G.parameters(), s.lr, betas=(0.9, 0.99))
         self.gen = torch.Generator().manual_seed(s.seed)
@@ -264,6 +265,7 @@ class Distiller:
                 weights = prune(weights, s.channel, s.blocks)
                 self.init += f", pruned from c={wide[0]}/{wide[1]} blocks to c={s.channel}/{s.blocks} by kernel L1 norm"
             self.G.load_numpy_weights(weights)
+        self.G.to(self.dev)
 
     def _pool(self, files: list[Path]):
         """Teacher-labelled inputs, made once and kept in OUT/pool.npz (same settings: reused)."""
@@ -301,7 +303,7 @@ class Distiller:
         return path
 
     def load(self, path: Path) -> None:
-        st = torch.load(path, map_location="cpu", weights_only=False)
+        st = torch.load(path, map_location=self.dev, weights_only=False)
         self.G.load_state_dict(st["G"])
         self.opt.load_state_dict(st["opt"])
         self.step, self.elapsed, self.init = st["step"], st["elapsed"], st["init"]
@@ -334,7 +336,7 @@ class Distiller:
                 mask[b, :, -m:] = 0
             if x0 + s.res < s.pool_size:
                 mask[b, :, :, -m:] = 0
-        return _to_tensor(x), _to_tensor(y), mask
+        return _to_tensor(x).to(self.dev), _to_tensor(y).to(self.dev), mask.to(self.dev)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return guided_filter(x, self.G(x), self.radius, self.eps)
@@ -357,15 +359,15 @@ class Distiller:
         self.G.eval()
         scores = []
         for i in range(0, len(self.val_x), 4):
-            y = self.forward(_to_tensor(self.val_x[i:i + 4]))
-            u8 = ((y.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).numpy().astype(np.uint8)
+            y = self.forward(_to_tensor(self.val_x[i:i + 4]).to(self.dev))
+            u8 = ((y.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy().astype(np.uint8)
             scores += [psnr(a, b) for a, b in zip(u8, self.val_y[i:i + 4])]
         self.G.train()
         return float(np.mean(scores))
 
     @torch.no_grad()
     def sample(self) -> Path:
-        x = _to_tensor(self.val_x[:6])
+        x = _to_tensor(self.val_x[:6]).to(self.dev)
         self.G.eval()
         y = self.forward(x)
         self.G.train()

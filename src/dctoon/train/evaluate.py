@@ -23,18 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from dctoon.errors import InputError
+from dctoon.runtime import session
 
 from ._util import dataset_files, read_bgr, write_json
 from .settings import EvalSettings
-
-
-def _session(model_bytes: bytes, threads: int):
-    import onnxruntime as ort
-
-    o = ort.SessionOptions()
-    o.intra_op_num_threads = threads
-    o.inter_op_num_threads = 1
-    return ort.InferenceSession(model_bytes, o, providers=["CPUExecutionProvider"])
 
 
 def stylize_all(session, images: list[np.ndarray]) -> list[np.ndarray]:
@@ -141,7 +133,7 @@ def evaluate(settings: EvalSettings) -> dict:
     ex_colour, ex_grad = colour_hist(exemplars), gradient_hist(exemplars)
     detector = FaceDetector(threads=s.threads)
 
-    ours = stylize_all(_session(head, s.threads), photos)
+    ours = stylize_all(session(head, s.threads), photos)
     how = "split.json eval list" if (Path(s.photos) / "split.json").exists() else \
         "10% hash hold-out, never trained on"
     result: dict = {"n_eval": len(photos), "eval_set": f"{os.path.relpath(Path(s.photos).resolve())} ({how})",
@@ -154,7 +146,7 @@ def evaluate(settings: EvalSettings) -> dict:
             from dctoon.importers import read_any
 
             ref = read_any(Path(s.reference))
-            ref_out = stylize_all(_session(ref.onnx().SerializeToString(), s.threads), photos)
+            ref_out = stylize_all(session(ref.onnx().SerializeToString(), s.threads), photos)
             result["reference_whitebox"] = face_metrics(detector, photos, ref_out) | style_metrics(
                 ref_out, ex_colour, ex_grad)
             columns.append(("White-box (ref.)", ref_out))

@@ -111,6 +111,7 @@ class DistillSettings:
     sample_every: int = _f(250, "validate, write a sample grid and a checkpoint every N steps")
     resume: bool = _f(False, "continue from OUT/checkpoint.pt")
     stop_at: str | None = _f(None, "stop (with a checkpoint) at the next HH:MM, UTC")
+    device: str = _f("cpu", "torch device for the student (cuda on a GPU machine; the teacher labels on the CPU)")
 
 
 @dataclass

@@ -519,7 +519,7 @@ class Trainer:
                             for p in photo_files], np.float32)  # fallback: template of an aligned 256 face
             self.masks = _landmark_mask(arr, 256, len(photo_files))
 
-        self.G = Generator().to(self.dev)
+        self.G = Generator(*(config_of(start[0]) if start else (32, 4))).to(self.dev)  # a student keeps its width
         self.Ds = PatchDiscriminator(3).to(self.dev)
         self.Dt = PatchDiscriminator(1).to(self.dev)
         self.content = ContentLoss(s.vgg_weights, s.lowpass_weight, s.grad_weight, s.flatten,

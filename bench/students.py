@@ -1,0 +1,66 @@
+"""The student sizes' cost: MAC per pixel and ms per 720p frame of the TTN graph in ONNX Runtime.
+
+    python bench/students.py [--repeat 5] [--threads 0]
+
+Each size is the same ONNX graph dctoon runs (guided filter included), with random weights (the
+time does not depend on the values), on one 1280x720 frame, best of ``--repeat`` after a warm-up.
+The PSNR column of the Pareto table in bench/RESULTS.md comes from bench/fidelity.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+
+from dctoon import ttn
+from dctoon.model import TTN
+
+SIZES = [(32, 4), (24, 4), (16, 4), (16, 2)]
+
+
+def random_weights(channel: int, blocks: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {f"{s.name}.{p}": (rng.normal(0, (2 / (s.cin * s.k * s.k)) ** 0.5, (s.cout, s.cin, s.k, s.k))
+                              if p == "weight" else np.zeros(s.cout)).astype(np.float32)
+            for s in ttn.conv_specs(channel, blocks) for p in ("weight", "bias")}
+
+
+def time_graph(channel: int, blocks: int, threads: int, repeat: int, tmp) -> float:
+    path = tmp / f"c{channel}b{blocks}.onnx"
+    path.write_bytes(ttn.build_onnx(random_weights(channel, blocks), eps=1e-2).SerializeToString())
+    model = TTN(path, threads=threads, tile=4096)
+    frame = np.random.default_rng(1).integers(0, 256, (720, 1280, 3)).astype(np.uint8)
+    model(frame)
+    best = np.inf
+    for _ in range(repeat):
+        t = time.perf_counter()
+        model(frame)
+        best = min(best, time.perf_counter() - t)
+    return best * 1000
+
+
+def main() -> None:
+    import tempfile
+    from pathlib import Path
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    print(f"{platform.machine()}, {__import__('os').cpu_count()} cores, onnxruntime fp32, 1280x720, best of"
+          f" {args.repeat}\n")
+    print("| width / blocks | MAC per pixel | ms per 720p frame | vs c=32/4 |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as d:
+        base = None
+        for c, b in SIZES:
+            ms = time_graph(c, b, args.threads, args.repeat, Path(d))
+            base = base or ms
+            print(f"| c={c} / {b} | {ttn.mac_per_pixel(c, b):,} | {ms:.0f} | {base / ms:.2f}x faster |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""Video: a streaming decode -> track -> stylize -> encode pipeline on PyAV.
+
+Three stages run concurrently: a decoder thread, the stylizer (the calling thread; onnxruntime
+releases the GIL while it computes) and an encoder/muxer thread, joined by small bounded
+queues (:mod:`.stages`), so memory does not grow with the video's length.
+
+What comes out (:mod:`.writer`):
+
+* H.264 (yuv420p, ``crf`` quality) in MP4/MOV/M4V, or Matroska for ``.mkv``.
+* Every frame keeps its input timestamp (variable frame rate too), shifted so the output starts
+  at 0; the duration equals the input's (or the trimmed span's) within one frame.
+* Rotation metadata (display matrix) is applied: frames are stylized and written upright, with
+  no rotation flag left in the output, so every player shows them the same way.
+* Odd sizes: yuv420p needs even sides, so an odd width or height is rounded *up* to the next
+  even number by replicating the last column/row (375x500 -> 376x500); even sizes are kept.
+* The first audio stream is stream-copied when the output container can hold its codec (AAC
+  into MP4), else re-encoded to AAC; with ``start``/``end`` it is cut to the same span (to the
+  nearest audio packet, about 23 ms for AAC).
+* The file is written under a hidden temporary name beside the target and renamed at the end:
+  an interruption leaves nothing under the final name, unless ``keep_partial`` asks for the
+  frames done so far, finalised as a playable file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import InputError, Interrupted
+from .reader import check_span, open_span, probe
+from .stages import END, Decoder, Encoder
+from .temporal import FrameStylizer
+from .writer import OUTPUT_FORMATS, VideoWriter, output_format, remove_stale_partials
+
+__all__ = ["OUTPUT_FORMATS", "FrameStylizer", "VideoResult", "check_span", "probe", "remove_stale_partials",
+           "stylize_video"]
+
+
+@dataclass
+class VideoResult:
+    """What :func:`stylize_video` wrote."""
+
+    path: Path
+    frames: int
+    duration: float            # seconds, from the first frame's start to the last frame's end
+    size: tuple[int, int]      # output width, height
+    audio: str | None          # "copied", "re-encoded" or None
+    partial: bool = False      # an interrupted run kept with keep_partial
+
+    def describe(self) -> str:
+        w, h = self.size
+        audio = {None: "no audio", "copied": "audio copied", "re-encoded": "audio re-encoded"}[self.audio]
+        what = "partial video (interrupted)" if self.partial else "video"
+        return f"wrote {what} {self.path}: {self.frames} frames, {self.duration:.2f} s, {w}x{h}, {audio}"
+
+
+def stylize_video(
+    cartoonizer,
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    crf: int = 20,
+    preset: str = "veryfast",
+    keep_partial: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    bar: bool | None = None,
+    temporal: bool = True,
+    detect_every: int = 3,
+    blend: float = 0.8,
+) -> VideoResult:
+    """Stylize the video ``src`` into ``dst`` (see the module docstring for what is kept).
+
+    ``start``/``end`` trim, in seconds of the input. ``progress(done, total)`` is called after
+    every frame (``total`` is an estimate from the container; raising from it, e.g.
+    ``KeyboardInterrupt``, interrupts cleanly). ``bar`` shows a tqdm bar on stderr (default:
+    when stderr is a terminal). ``temporal=False`` stylizes every frame independently. Ctrl-C
+    raises :class:`dctoon.errors.Interrupted` (a ``KeyboardInterrupt``) carrying what was kept.
+    """
+    from tqdm import tqdm
+
+    src, dst = Path(src), Path(dst)
+    _check_options(cartoonizer, src, dst, start, end, crf, detect_every, blend)
+    show = sys.stderr.isatty() if bar is None else bar
+    # 1. the input span, and auto-crop's camera path (a first pass over the same span)
+    container, stream, rate, total = open_span(src, start, end)
+    stop = threading.Event()
+    try:
+        windows = _plan_crop(cartoonizer, src, start, end, show)
+        # 2. the decoder thread; its first frame fixes the output's size and time origin
+        decoder = Decoder(container, stream, src, start, end, windows, cartoonizer.settings.max_side, stop)
+        decoder.start()
+        first = decoder.first()
+        # 3. the writer (with the audio) and the encoder thread feeding it
+        writer = VideoWriter(src, dst, size=first[0].shape[1::-1], rate=rate, time_base=stream.time_base,
+                             origin=(first[1], first[3]), crf=crf, preset=preset, start=start, end=end)
+    except BaseException:
+        stop.set()
+        container.close()
+        raise
+    encoder = Encoder(writer, stop)
+    encoder.start()
+    # 4. the loop: stylize each frame as it is decoded
+    process = FrameStylizer(cartoonizer, temporal=temporal, detect_every=detect_every, blend=blend)
+    interrupted = error = None
+    done, item = 0, first
+    with tqdm(total=total or None, unit="frame", disable=not show, file=sys.stderr, desc=src.name[:30],
+              dynamic_ncols=True) as pbar:
+        try:
+            while item is not END:
+                bgr, pts, dur, t = item
+                encoder.put((process(bgr, t), pts, dur, t))
+                done += 1
+                pbar.update(1)
+                if progress is not None:
+                    progress(done, max(total, done))
+                item = decoder.get()
+            decoder.check()
+        except KeyboardInterrupt as e:
+            interrupted = e
+        except BaseException as e:  # noqa: BLE001 - re-raised below after cleanup
+            error = e
+    # 5. drain and finish (or throw away), then release the input
+    try:
+        result = _finish(writer, encoder, error, interrupted, keep_partial)
+    finally:
+        stop.set()
+        decoder.join(timeout=5)
+        container.close()
+    if interrupted is not None:
+        raise Interrupted(result) from interrupted
+    return result
+
+
+def _finish(writer: VideoWriter, encoder: Encoder, error, interrupted, keep_partial: bool) -> VideoResult | None:
+    """The output renamed into place (a partial one when interrupted with ``keep_partial``), or
+    deleted and the error raised; None when an interruption leaves nothing to keep."""
+    if error is None and (interrupted is None or keep_partial):
+        try:
+            encoder.drain()
+        except KeyboardInterrupt:  # a second Ctrl-C while finalising: give up on the file
+            writer.abort()
+            return None
+        except BaseException:
+            writer.abort()
+            raise
+        if writer.written:
+            path = writer.finish(cut_audio=interrupted is not None)
+            return VideoResult(path, writer.written, writer.last_end, writer.size,
+                               writer.audio, partial=interrupted is not None)
+    else:
+        encoder.stop.set()
+        encoder.join(timeout=10)
+    writer.abort()
+    if error is not None:
+        raise writer.user_error(error) from None
+    if interrupted is None:
+        raise RuntimeError("video encoding failed")
+    return None
+
+
+def _check_options(cartoonizer, src: Path, dst: Path, start, end, crf: int, detect_every: int, blend: float) -> None:
+    output_format(dst)
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise InputError(f"{dst}: refusing to overwrite the input")
+    if not 0 <= crf <= 51:
+        raise InputError(f"crf must be between 0 and 51, got {crf}")
+    if detect_every < 1:
+        raise InputError(f"detect_every must be >= 1, got {detect_every}")
+    if not 0 <= blend < 1:
+        raise InputError(f"blend must be in [0, 1), got {blend}")
+    check_span(start, end)
+    if cartoonizer.backdrop is not None and cartoonizer.backdrop.kind == "transparent":
+        raise InputError("a transparent background needs an image output (PNG); for video choose blur, "
+                         "a colour or an image")
+
+
+def _plan_crop(cartoonizer, src: Path, start, end, show: bool):
+    """Auto-crop's first pass: the whole span analysed for faces, a smooth camera path planned."""
+    if cartoonizer.aspect is None:
+        return None
+    from tqdm import tqdm
+
+    from .analyze import plan_video
+
+    with tqdm(unit="frame", disable=not show, file=sys.stderr, desc="framing", dynamic_ncols=True) as pbar:
+        def report(done: int, total: int) -> None:
+            pbar.total = max(total, done)
+            pbar.update(done - pbar.n)
+
+        windows, _ = plan_video(src, cartoonizer.aspect, cartoonizer.detector, start=start, end=end,
+                                progress=report)
+    return windows
