@@ -21,7 +21,9 @@ from conftest import IMAGES, VIDEOS, need
 from dctoon import hub, segment
 from dctoon.errors import ModelError
 from dctoon.images import read_image
-from dctoon.importers import TFLiteGraph
+from dctoon.formats.tflite import TFLiteGraph
+from dctoon.formats.tflite_onnx import tflite_to_onnx
+from dctoon.video.temporal import MaskSmoother
 
 NPM = segment.MODELS["selfie"][0]
 TGZ_NAME = Path(NPM.url).name
@@ -213,7 +215,7 @@ def test_converter_matches_the_tflite_interpreter(align_corners):
             "RELU", "RESIZE_BILINEAR", "DEQUANTIZE", "MEAN"} <= ops, ops
     x = np.random.default_rng(2).random(shape, np.float32)
     ref = _run_tflite(content, x)
-    (ours,) = _run_onnx(segment.tflite_to_onnx(content), x)
+    (ours,) = _run_onnx(tflite_to_onnx(content), x)
     assert ours.shape == ref.shape
     # measured: 3.0e-7 (half-pixel centres) and 3.3e-7 (align corners) on outputs of about 0.4
     assert np.abs(ours - ref).max() < 1e-5
@@ -296,7 +298,7 @@ def test_transposed_conv_custom_op(kernel, stride, padding, size):
     b = rng.normal(size=3).astype(np.float32)
     content = _transpose_conv_tflite(x.shape, w, b, padding, (stride, stride))
     ref = _transpose_conv_reference(x, w, b, padding, (stride, stride))
-    (ours,) = _run_onnx(segment.tflite_to_onnx(content), x)
+    (ours,) = _run_onnx(tflite_to_onnx(content), x)
     assert ours.shape == ref.shape
     assert np.abs(ours - ref).max() < 1e-4  # measured: 1.4e-6 at most
 
@@ -309,7 +311,7 @@ def test_transposed_conv_agrees_with_tensorflow():
     w = rng.normal(size=(2, 4, 4, 4)).astype(np.float32)
     b = rng.normal(size=2).astype(np.float32)
     ref = tf.nn.conv2d_transpose(x, w.transpose(1, 2, 0, 3), [1, 12, 16, 2], 2, "SAME").numpy() + b
-    (ours,) = _run_onnx(segment.tflite_to_onnx(_transpose_conv_tflite(x.shape, w, b, 1, (2, 2))), x)
+    (ours,) = _run_onnx(tflite_to_onnx(_transpose_conv_tflite(x.shape, w, b, 1, (2, 2))), x)
     assert np.abs(ours - ref).max() < 1e-4  # measured: 9.5e-7
 
 
@@ -341,7 +343,7 @@ def test_real_model_end_to_end(tflite_bytes, tmp_path):
     w, b = g.constant(custom.inputs[1]), g.constant(custom.inputs[2])
     logits = _transpose_conv_reference(ref_feature, w, b, 1, (2, 2))
     ref = 1 / (1 + np.exp(-np.clip(logits, -80, 80)))
-    ours_feature, ours = _run_onnx(segment.tflite_to_onnx(tflite_bytes, outputs=[feature, g.outputs[0]]), x)
+    ours_feature, ours = _run_onnx(tflite_to_onnx(tflite_bytes, outputs=[feature, g.outputs[0]]), x)
     scale = np.abs(ref_feature).max()
     # measured: 2e-4 on features up to 112 (float32 summation order), 4e-5 on the mask
     assert np.abs(ours_feature - ref_feature).max() < 1e-5 * scale
@@ -351,11 +353,11 @@ def test_real_model_end_to_end(tflite_bytes, tmp_path):
 
 def test_converter_refuses_what_it_does_not_know():
     with pytest.raises(ModelError, match="not a TFLite model"):
-        segment.tflite_to_onnx(b"not a model at all")
+        tflite_to_onnx(b"not a model at all")
     fp16 = need(Path(__file__).resolve().parents[1].parent / "shared" / "models" / "reference"
                 / "whitebox_cartoon_gan_fp16.tflite")
     with pytest.raises(ModelError, match="unsupported TFLite op builtin 98") as e:  # LEAKY_RELU
-        segment.tflite_to_onnx(fp16.read_bytes(), label=fp16.name)
+        tflite_to_onnx(fp16.read_bytes(), label=fp16.name)
     assert _one_line(e).startswith(fp16.name)
 
 
@@ -486,7 +488,7 @@ def test_mask_smoother_steadies_edges_and_follows_the_person(segmenter):
     frames = _frames(need(VIDEOS / "talking-head-512-audio.mp4"), 60)
     assert len(frames) == 60
     raw = [segmenter(f) for f in frames]
-    smoother = segment.MaskSmoother()
+    smoother = MaskSmoother()
     smooth = [smoother(f, m) for f, m in zip(frames, raw)]
     np.testing.assert_array_equal(smooth[0], raw[0])
 

@@ -18,6 +18,8 @@ torch = pytest.importorskip("torch", reason="training needs the optional extra d
 from dctoon import ttn as ttn_ref
 from dctoon.train import _util, ccn
 from dctoon.train import ttn as ttn_train
+from dctoon.train.export import export
+from dctoon.train.settings import ExportSettings
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PHOTOS = SHARED / "data" / "face-photos"
@@ -133,7 +135,7 @@ def test_ttn_steps_resume_and_export(tmp_path, monkeypatch):
     # export: a style folder whose ONNX matches the torch generator + guided filter
     styles_mod = pytest.importorskip("dctoon.styles")
     assert hasattr(styles_mod, "save_style")
-    out = ttn_train.export(ttn_train.ExportSettings(checkpoint=str(ckpt), out=str(tmp_path / "style"), name="toy",
+    out = export(ExportSettings(checkpoint=str(ckpt), out=str(tmp_path / "style"), name="toy",
                                                     description="toy", license="test", source="test",
                                                     command="pytest"))
     card = json.loads((Path(out) / "style.json").read_text())
@@ -266,7 +268,7 @@ def test_tone_bands_train_through_and_export_into_the_model(tmp_path):
     with torch.no_grad():
         banded, plain = trainer.forward_g(photo), ttn_train.guided_filter(photo, trainer.G(photo), 1, 5e-3)
     assert torch.allclose(banded, ttn_train.tone_bands(plain, 8))
-    out = ttn_train.export(ttn_train.ExportSettings(checkpoint=str(ckpt), out=str(tmp_path / "style"), name="toy"))
+    out = export(ExportSettings(checkpoint=str(ckpt), out=str(tmp_path / "style"), name="toy"))
     card = json.loads((Path(out) / "style.json").read_text())
     assert card["tone_bands"] == {"levels": 8, "sharpness": 3.0} == card["training"]["tone_bands"]
     sess = ort.InferenceSession(str(Path(out) / "head.onnx"), providers=["CPUExecutionProvider"])
@@ -276,7 +278,7 @@ def test_tone_bands_train_through_and_export_into_the_model(tmp_path):
     assert np.abs(got - want).max() <= 2 and np.abs(got - want).mean() < 0.05
 
     # a style re-exported with other bands keeps its weights and training record; --command is appended
-    again = ttn_train.export(ttn_train.ExportSettings(checkpoint=str(out), out=str(tmp_path / "style6"), name="toy6",
+    again = export(ExportSettings(checkpoint=str(out), out=str(tmp_path / "style6"), name="toy6",
                                                       bands=6, band_sharpness=2.5, command="retone"))
     card6 = json.loads((Path(again) / "style.json").read_text())
     assert card6["tone_bands"] == {"levels": 6, "sharpness": 2.5} and card6["training"]["steps"] == 2
@@ -292,7 +294,7 @@ def test_tone_bands_train_through_and_export_into_the_model(tmp_path):
     other = _random_generator(1).numpy_weights()
     two = save_style(tmp_path / "two", "two", trainer.G.numpy_weights(), other, description="", license="",
                      source="test", background_filter=(2, 1e-2))
-    banded = ttn_train.export(ttn_train.ExportSettings(checkpoint=str(two), out=str(tmp_path / "two8"), name="two8",
+    banded = export(ExportSettings(checkpoint=str(two), out=str(tmp_path / "two8"), name="two8",
                                                        bands=8))
     h, b = read_any(Path(banded) / "head.onnx"), read_any(Path(banded) / "bg.onnx")
     assert all(np.array_equal(b.weights[k], v) for k, v in other.items()) and (b.radius, b.eps) == (2, 1e-2)
@@ -496,7 +498,7 @@ def test_distill_toy_run_learns_the_teacher_resumes_and_exports_a_student(tmp_pa
     assert after > before + 3, (before, after)
     assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == ["000015.jpg", "000030.jpg"]
 
-    out = ttn_train.export(ttn_train.ExportSettings(checkpoint=str(ckpt), out=str(tmp_path / "student"), name="toy",
+    out = export(ExportSettings(checkpoint=str(ckpt), out=str(tmp_path / "student"), name="toy",
                                                     description="toy student"))
     card = json.loads((Path(out) / "style.json").read_text())
     assert card["head"] == card["background"] and card["head"]["file"] == "model.onnx"

@@ -4,19 +4,17 @@ No model hub is needed: the model (Apache-2.0, ~250 KB of float16 weights) ships
 registry packages, the npm package ``@mediapipe/selfie_segmentation`` and the PyPI wheel
 ``mediapipe``; :data:`MODELS` pins both archives and the model file inside them by SHA-256.
 :func:`ensure_model` converts the ``.tflite`` to ONNX once (our own FlatBuffer reader and the
-small converter below: TensorFlow and mediapipe are never imported) and caches it under
+converter in :mod:`dctoon.formats.tflite_onnx`: TensorFlow and mediapipe are never imported) and caches it under
 ``$DCTOON_HOME/models``. :class:`Segmenter` turns an RGB image into a person probability mask at
 the image's resolution, with edges snapped to the picture by a guided filter;
-:class:`MaskSmoother` steadies successive masks of a video.
+:class:`dctoon.video.temporal.MaskSmoother` steadies successive masks of a video.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
-import math
 import os
-import struct
 import tarfile
 import urllib.parse
 import zipfile
@@ -30,10 +28,10 @@ import numpy as np
 
 from . import hub
 from .errors import ModelError
-from .importers import TFLiteGraph, TFLiteOp
+from .formats.tflite_onnx import tflite_to_onnx
 from .runtime import session
 
-__all__ = ["MODELS", "MaskSmoother", "Segmenter", "Source", "ensure_model", "guided_filter", "import_model",
+__all__ = ["MODELS", "Segmenter", "Source", "ensure_model", "guided_filter", "import_model",
            "model_path", "tflite_to_onnx"]
 
 
@@ -295,196 +293,6 @@ def ensure_model(name: str = DEFAULT_MODEL, progress: bool | None = None, *, url
 
 
 # --------------------------------------------------------------------------------------------
-# TFLite -> ONNX
-
-_PAD_SAME = 0  # tflite Padding enum of builtin options (VALID is 1)
-_TFLITE_PAD_SAME = 1  # TfLitePadding in the C struct that MediaPipe's custom op receives
-_ACTIVATIONS = {0: None, 1: "Relu", 2: "Clip(-1,1)", 3: "Clip(0,6)", 4: "Tanh"}
-
-
-def _pads(in_size: int, k: int, s: int, d: int, padding: int) -> tuple[int, int]:
-    """TFLite's explicit padding (begin, end) for SAME/VALID: the extra pixel goes at the end."""
-    if padding != _PAD_SAME:
-        return 0, 0
-    out = -(-in_size // s)
-    total = max((out - 1) * s + (k - 1) * d + 1 - in_size, 0)
-    return total // 2, total - total // 2
-
-
-def tflite_to_onnx(source: Path | bytes, *, outputs: Sequence[int] | None = None, label: str | None = None):
-    """Convert a float TFLite graph made of the selfie segmentation model's ops to an ONNX model.
-
-    Activations are NCHW inside, with one transpose at each edge so the ONNX model takes and
-    returns the TFLite layout (NHWC, batch dimension left free). ``outputs`` (tensor indices)
-    exposes intermediate tensors, for tests.
-    """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    g = TFLiteGraph(source, label)
-    where = label or str(g.path)
-    nodes: list = []
-    inits: list = []
-    counter = [0]
-
-    def fresh(hint: str) -> str:
-        counter[0] += 1
-        return f"{hint}_{counter[0]}"
-
-    def const(arr: np.ndarray, hint: str) -> str:
-        n = fresh(hint)
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(arr, dtype=np.float32), n))
-        return n
-
-    def act(x: int) -> str:
-        if g.constant(x) is not None:
-            raise ModelError(f"{where}: constant tensor {g.name(x)} where an activation was expected")
-        if len(g.shape(x)) != 4:
-            raise ModelError(f"{where}: tensor {g.name(x)} has shape {g.shape(x)}; only 4-D activations are supported")
-        return f"t{x}"
-
-    def operand(x: int) -> str:
-        """An elementwise operand: an activation, or a constant laid out for NCHW broadcasting."""
-        c = g.constant(x)
-        if c is None:
-            return act(x)
-        if c.ndim == 4:
-            return const(c.transpose(0, 3, 1, 2), "k")
-        if c.size > 1:
-            return const(c.reshape(1, -1, 1, 1), "k")
-        return const(c.reshape(()), "k")
-
-    def emit(op_type: str, inputs: list[str], out: int, fused: int = 0, **attrs) -> None:
-        fn = _ACTIVATIONS.get(fused, "?")
-        if fn == "?":
-            raise ModelError(f"{where}: unsupported fused activation {fused}")
-        target = f"t{out}"
-        mid = fresh("pre") if fn else target
-        nodes.append(helper.make_node(op_type, inputs, [mid], **attrs))
-        if fn == "Relu" or fn == "Tanh":
-            nodes.append(helper.make_node(fn, [mid], [target]))
-        elif fn:
-            lo, hi = (-1.0, 1.0) if fn == "Clip(-1,1)" else (0.0, 6.0)
-            nodes.append(helper.make_node("Clip", [mid, const(np.float32(lo), "lo"), const(np.float32(hi), "hi")],
-                                          [target]))
-
-    if len(g.inputs) != 1 or len(g.shape(g.inputs[0])) != 4:
-        raise ModelError(f"{where}: expected one 4-D image input")
-    x0 = g.inputs[0]
-    _, h_in, w_in, c_in = g.shape(x0)
-    nodes.append(helper.make_node("Transpose", ["image"], [f"t{x0}"], perm=[0, 3, 1, 2]))
-    for op in g.ops:
-        ins, out, o = op.inputs, op.outputs[0], op.options
-        name = op.name
-        if name == "DEQUANTIZE":
-            if g.constant(ins[0]) is None:
-                raise ModelError(f"{where}: DEQUANTIZE of a non-constant tensor is not supported")
-            continue  # constants are folded: g.constant() follows DEQUANTIZE
-        if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-            w = g.constant(ins[1])
-            if w is None:
-                raise ModelError(f"{where}: {name} without constant weights")
-            b = g.constant(ins[2]) if len(ins) > 2 and ins[2] >= 0 else None
-            _, h, wd, c = g.shape(ins[0])
-            padding, sw, sh = o.scalar(0, "b"), o.scalar(1, "i", 1), o.scalar(2, "i", 1)
-            if name == "CONV_2D":
-                fused, dw, dh = o.scalar(3, "b"), o.scalar(4, "i", 1), o.scalar(5, "i", 1)
-                kernel = w.transpose(0, 3, 1, 2)  # OHWI -> OIHW
-                group = c // w.shape[3]
-            else:
-                fused, dw, dh = o.scalar(4, "b"), o.scalar(5, "i", 1), o.scalar(6, "i", 1)
-                kernel = w[0].transpose(2, 0, 1)[:, None]  # [1, kh, kw, C*M] -> [C*M, 1, kh, kw]
-                group = c
-            kh, kw = kernel.shape[2:]
-            (pt, pb), (pl, pr) = _pads(h, kh, sh, dh, padding), _pads(wd, kw, sw, dw, padding)
-            inputs = [act(ins[0]), const(kernel, "w")] + ([const(b, "b")] if b is not None else [])
-            emit("Conv", inputs, out, fused, kernel_shape=[kh, kw], strides=[sh, sw], dilations=[dh, dw],
-                 pads=[pt, pl, pb, pr], group=group)
-        elif name == "AVERAGE_POOL_2D":
-            _, h, wd, _ = g.shape(ins[0])
-            padding, sw, sh, fw, fh, fused = (o.scalar(0, "b"), o.scalar(1, "i", 1), o.scalar(2, "i", 1),
-                                              o.scalar(3, "i"), o.scalar(4, "i"), o.scalar(5, "b"))
-            if (fh, fw) == (h, wd) and g.shape(out)[1:3] == (1, 1):
-                emit("GlobalAveragePool", [act(ins[0])], out, fused)
-            else:  # TFLite averages over the valid pixels only: count_include_pad=0
-                (pt, pb), (pl, pr) = _pads(h, fh, sh, 1, padding), _pads(wd, fw, sw, 1, padding)
-                emit("AveragePool", [act(ins[0])], out, fused, kernel_shape=[fh, fw], strides=[sh, sw],
-                     pads=[pt, pl, pb, pr], count_include_pad=0)
-        elif name in ("ADD", "MUL"):
-            emit("Add" if name == "ADD" else "Mul", [operand(ins[0]), operand(ins[1])], out,
-                 o.scalar(0, "b") if o else 0)
-        elif name == "MEAN":  # the landscape model's global pooling
-            axes = g.constant(ins[1])
-            if axes is None or not (o and o.scalar(0, "b")):
-                raise ModelError(f"{where}: MEAN is supported over constant axes with keep_dims only")
-            nchw = sorted({0: 0, 1: 2, 2: 3, 3: 1}[int(a) % 4] for a in axes.reshape(-1))
-            if nchw == [2, 3]:
-                emit("GlobalAveragePool", [act(ins[0])], out)
-            else:
-                emit("ReduceMean", [act(ins[0])], out, axes=nchw, keepdims=1)
-        elif name in ("LOGISTIC", "RELU", "RELU6", "HARD_SWISH"):
-            if name == "RELU6":
-                emit("Identity", [act(ins[0])], out, 3)
-            else:
-                emit({"LOGISTIC": "Sigmoid", "RELU": "Relu", "HARD_SWISH": "HardSwish"}[name], [act(ins[0])], out)
-        elif name == "RESIZE_BILINEAR":
-            _, h, wd, _ = g.shape(ins[0])
-            size = g.constant(ins[1])
-            if size is None:
-                raise ModelError(f"{where}: RESIZE_BILINEAR to a computed size is not supported")
-            oh, ow = (int(v) for v in size)
-            align, half = (bool(o.scalar(2, "b")), bool(o.scalar(3, "b"))) if o else (False, False)
-            mode = "align_corners" if align else "half_pixel" if half else "asymmetric"
-            scales = const(np.array([1, 1, oh / h, ow / wd], np.float32), "scales")
-            if any(math.floor(np.float32(i) * np.float32(o_ / i)) != o_ for i, o_ in ((h, oh), (wd, ow))):
-                raise ModelError(f"{where}: resize {h}x{wd} -> {oh}x{ow} is not supported")
-            emit("Resize", [act(ins[0]), "", scales], out, mode="linear", coordinate_transformation_mode=mode)
-        elif name == "Convolution2DTransposeBias":
-            args, attrs = _transpose_conv(g, op, const, act, where)
-            emit("ConvTranspose", *args, **attrs)
-        else:
-            raise ModelError(f"{where}: unsupported TFLite op {name}")
-
-    wanted = list(outputs) if outputs is not None else g.outputs
-    out_names = ["mask"] if outputs is None and len(wanted) == 1 else [f"out{t}" for t in wanted]
-    graph_outputs = []
-    for t, n in zip(wanted, out_names):
-        nodes.append(helper.make_node("Transpose", [f"t{t}"], [n], perm=[0, 2, 3, 1]))
-        _, h, wd, c = g.shape(t)
-        graph_outputs.append(helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", h, wd, c]))
-    graph = helper.make_graph(nodes, "segment", [helper.make_tensor_value_info(
-        "image", TensorProto.FLOAT, ["N", h_in, w_in, c_in])], graph_outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="dctoon")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
-
-
-def _transpose_conv(g: TFLiteGraph, op: TFLiteOp, const, act, where: str):
-    """MediaPipe's Convolution2DTransposeBias as ONNX ConvTranspose (arguments for ``emit``).
-
-    Its custom options are the raw C struct ``TfLiteTransposeConvParams {padding, stride_width,
-    stride_height}`` (three int32). The kernel computes ``out[y * s - pad + ky] += in[y] * w[ky]``
-    on an output of ``s * (in - 1) + k - P`` with ``P = max(0, k - (in - 1) % s - 1)`` for SAME
-    (0 for VALID) and ``pad = P // 2``: a full transposed convolution cropped by ``P // 2`` at the
-    start and the rest at the end, which is ConvTranspose with pads ``(P // 2, P - P // 2)``.
-    """
-    if len(op.custom_options) < 12:
-        raise ModelError(f"{where}: Convolution2DTransposeBias without its options")
-    padding, sw, sh = struct.unpack_from("<3i", op.custom_options)
-    w, b = g.constant(op.inputs[1]), g.constant(op.inputs[2])
-    if w is None or b is None:
-        raise ModelError(f"{where}: Convolution2DTransposeBias without constant weights and bias")
-    _, h, wd, _ = g.shape(op.inputs[0])
-    kh, kw = w.shape[1:3]
-    ph = max(0, kh - (h - 1) % sh - 1) if padding == _TFLITE_PAD_SAME else 0
-    pw = max(0, kw - (wd - 1) % sw - 1) if padding == _TFLITE_PAD_SAME else 0
-    kernel = w.transpose(3, 0, 1, 2)  # OHWI -> (in, out, kh, kw)
-    return ([act(op.inputs[0]), const(kernel, "w"), const(b, "b")], op.outputs[0], 0), dict(
-        kernel_shape=[kh, kw], strides=[sh, sw], pads=[ph // 2, pw // 2, ph - ph // 2, pw - pw // 2])
-
-
-# --------------------------------------------------------------------------------------------
 # Inference
 
 
@@ -593,55 +401,3 @@ class Segmenter:
         for i in range(3):
             q += a[i] * guide[..., i]
         return np.clip(q, 0.0, 1.0, out=q)
-
-
-class MaskSmoother:
-    """Temporal smoothing of a video's masks, so that edges do not shimmer from frame to frame.
-
-    An exponential moving average whose weight on the new mask is ``1 - keep`` where the picture
-    is still and rises to 1 where the frame itself changed by ``motion`` or more (grey levels in
-    [0, 1], on a blurred thumbnail of ``thumb`` px): a moving person is followed at once instead
-    of ghosting, while the model's frame-to-frame jitter on a still edge is averaged out. A frame
-    whose mean change exceeds ``cut`` is taken as a scene cut and resets the average. Defaults
-    chosen on the shared videos (tests/test_segment.py has the numbers): stronger averaging
-    lagged behind fast head turns, a finer thumbnail kept more still edge pixels still.
-    """
-
-    def __init__(self, keep: float = 0.8, motion: float = 0.08, cut: float = 0.2, thumb: int = 320):
-        if not 0.0 <= keep < 1.0:
-            raise ValueError(f"keep must be in [0, 1), got {keep}")
-        self.keep, self.motion, self.cut, self.thumb = float(keep), float(motion), float(cut), int(thumb)
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the past: the next mask is returned as is."""
-        self._mask: np.ndarray | None = None
-        self._thumb: np.ndarray | None = None
-
-    def _thumbnail(self, frame: np.ndarray) -> np.ndarray:
-        h, w = frame.shape[:2]
-        s = min(1.0, self.thumb / max(h, w))
-        small = cv2.resize(np.ascontiguousarray(frame), (max(1, round(w * s)), max(1, round(h * s))),
-                           interpolation=cv2.INTER_AREA)
-        grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY) if small.ndim == 3 else small
-        return cv2.GaussianBlur(grey.astype(np.float32) * np.float32(1 / 255), (5, 5), 0)
-
-    def __call__(self, frame_rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """The smoothed mask for this frame (float32, the shape of ``mask``)."""
-        mask = np.asarray(mask, dtype=np.float32)
-        if frame_rgb.shape[:2] != mask.shape:
-            raise ValueError(f"frame {frame_rgb.shape[:2]} and mask {mask.shape} differ in size")
-        thumb = self._thumbnail(frame_rgb)
-        prev, prev_thumb = self._mask, self._thumb
-        self._thumb = thumb
-        if prev is None or prev.shape != mask.shape or prev_thumb.shape != thumb.shape \
-                or float(np.mean(np.abs(thumb - prev_thumb))) > self.cut:
-            self._mask = mask.copy()
-            return mask.copy()
-        change = cv2.dilate(np.abs(thumb - prev_thumb), np.ones((3, 3), np.uint8))
-        follow = np.clip(change / self.motion, 0.0, 1.0)
-        weight = (1.0 - self.keep) + self.keep * follow  # weight of the new mask
-        weight = cv2.resize(weight, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR)
-        out = prev + weight * (mask - prev)
-        self._mask = out
-        return out.copy()

@@ -1,6 +1,9 @@
-"""``python -m dctoon.train {prepare,ttn,export,ccn,evaluate} ...`` (the same entry points the CLI wires)."""
+"""``python -m dctoon.train {prepare,distill,ttn,export,ccn,evaluate} ...`` is ``dctoon train ...``: the same
+parser, output and errors."""
 
-from .cli import main
+import sys
+
+from dctoon.cli import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(["train", *sys.argv[1:]]))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from . import settings
 from ._util import add_dataclass_arguments, dataclass_from_args
@@ -14,7 +13,7 @@ COMMANDS = {
     "ttn": (settings.TTNSettings, "dctoon.train.ttn", "train_ttn", "train the texture translation network"),
     "distill": (settings.DistillSettings, "dctoon.train.distill", "distill",
                 "distil a teacher style into a smaller, faster student TTN"),
-    "export": (settings.ExportSettings, "dctoon.train.ttn", "export", "export a TTN checkpoint (or re-export a style) as a style folder"),
+    "export": (settings.ExportSettings, "dctoon.train.export", "export", "export a TTN checkpoint (or re-export a style) as a style folder"),
     "ccn": (settings.CCNSettings, "dctoon.train.ccn", "run_ccn",
             "content calibration: few-shot StyleGAN2 fine-tuning, layer swap, samples"),
     "evaluate": (settings.EvalSettings, "dctoon.train.evaluate", "evaluate", "metrics and contact sheet of a style"),
@@ -45,10 +44,3 @@ def _run(cls, module: str, fn_name: str, args: argparse.Namespace):
             raise SystemExit(f"dctoon train needs PyTorch: pip install 'dctoon[train]' ({e})") from None
         raise
     return fn(dataclass_from_args(cls, args))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m dctoon.train ...`` is ``dctoon train ...``: the same parser, output and errors."""
-    from dctoon.cli import main as dctoon_main
-
-    return dctoon_main(["train", *(sys.argv[1:] if argv is None else argv)])
