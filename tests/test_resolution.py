@@ -119,7 +119,7 @@ def test_native_resolution_kept_max_side_caps_and_big_face_gets_big_crop(fp16_mo
 
     # the same frame with the face squeezed into DCT-Net's 288 crop: the background is the same
     c.background = lambda bgr: kept[0]
-    c.settings.max_head_size = 288
+    c = c.configure(max_head_size=288)
     small_crop = c.stylize(band)
     assert sizes[-1] == 288
     face = c.detector.detect(band)[0]

@@ -20,9 +20,11 @@ from .model import TTN
 from .styles import Style, resolve
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
-    """How a picture is stylized. ``max_side`` None keeps the input's resolution."""
+    """How a picture is stylized. ``max_side`` None keeps the input's resolution. Frozen: a
+    different setting is a new ``Settings`` (``Cartoonizer.configure``), never a change under a
+    running job."""
 
     max_side: int | None = None
     faces: bool = True          # False: the background model on the whole frame only
@@ -74,6 +76,15 @@ class Cartoonizer:
         job = copy.copy(self)
         job.settings = dataclasses.replace(self.settings, **changes)
         job._derive()
+        return job
+
+    def fork(self) -> "Cartoonizer":
+        """A copy for a job that runs beside others: the models and the segmenter are shared
+        (onnxruntime sessions are thread-safe), the face detector and the mask cache are its own
+        (MTCNN keeps per-call state)."""
+        job = copy.copy(self)
+        job._lazy = {k: v for k, v in self._lazy.items() if k == "segmenter"}
+        job._masks = {}
         return job
 
     @property
@@ -152,16 +163,19 @@ class Cartoonizer:
                 out = np.concatenate([out, alpha], axis=2)
         return out
 
-    def stylize_video(self, src, dst, **options):
-        """Stylize a video file into ``dst`` (streaming, audio kept, temporally stable).
-
-        Options: ``start``, ``end`` (seconds), ``crf``, ``preset``, ``keep_partial``,
-        ``progress(done, total)``, ``bar``, ``temporal``, ``detect_every``, ``blend``; see
-        :func:`dctoon.video.stylize_video`. Returns a :class:`dctoon.video.VideoResult`.
-        """
+    def stylize_video(self, src, dst, *, start: float | None = None, end: float | None = None, crf: int = 20,
+                      preset: str = "veryfast", keep_partial: bool = False, progress=None, bar: bool | None = None,
+                      temporal: bool = True, detect_every: int = 3, blend: float = 0.8):
+        """Stylize a video file into ``dst`` (streaming, audio kept, temporally stable): trim with
+        ``start``/``end`` (seconds), H.264 ``crf``/``preset``, ``keep_partial`` on Ctrl-C,
+        ``progress(done, total)``, a tqdm ``bar``, ``temporal`` tracking and blending (``detect_every``
+        frames, ``blend`` strength). See :func:`dctoon.video.stylize_video`; returns a
+        :class:`dctoon.video.VideoResult`."""
         from .video import stylize_video
 
-        return stylize_video(self, src, dst, **options)
+        return stylize_video(self, src, dst, start=start, end=end, crf=crf, preset=preset,
+                             keep_partial=keep_partial, progress=progress, bar=bar, temporal=temporal,
+                             detect_every=detect_every, blend=blend)
 
     def stylize_bgr(self, bgr: np.ndarray, faces: list[Face], weights: list[float] | None = None) -> np.ndarray:
         """The core step on one BGR frame, with faces found by the caller (video tracks them).
@@ -239,9 +253,7 @@ def load(style: str | None = None, settings: Settings | None = None, **options) 
     """
     from .styles import default_style
 
-    settings = settings or Settings()
-    for k, v in options.items():
-        if not hasattr(settings, k):
-            raise TypeError(f"unknown option {k!r}")
-        setattr(settings, k, v)
-    return Cartoonizer(resolve(style or default_style()), settings)
+    unknown = set(options) - {f.name for f in dataclasses.fields(Settings)}
+    if unknown:
+        raise TypeError(f"unknown option {sorted(unknown)[0]!r}")
+    return Cartoonizer(resolve(style or default_style()), dataclasses.replace(settings or Settings(), **options))

@@ -152,10 +152,7 @@ class App:
                 job.segmenter  # noqa: B018 - built once under the lock, shared by every job (ORT runs are thread-safe)
             if (mode == PORTRAIT or job.aspect) and self.limits.concurrency == 1:
                 job.detector  # noqa: B018 - likewise, for jobs that run one at a time
-        if self.limits.concurrency > 1:  # MTCNN keeps per-call state: one detector per concurrent job
-            job._lazy = {k: v for k, v in job._lazy.items() if k == "segmenter"}
-            job._masks = {}
-        return job
+        return job.fork() if self.limits.concurrency > 1 else job  # MTCNN keeps per-call state
 
     def max_side(self, requested) -> int | None:
         try:
