@@ -15,8 +15,9 @@ them trained on:
 Reports the mean PSNR and SSIM of the final RGB image (student vs teacher), and the share of
 held-out face photos where a face is still detected on the output (student and teacher). Teacher
 outputs are cached in ``bench/.cache`` (not committed), so a rerun costs only the students.
-``--sheet`` renders docs/contact-sheets/styles.png (photo | teacher | student for every style) and
-docs/contact-sheets/builtins.png (two portraits in every built-in style, the README's picture).
+``--sheet`` renders docs/contact-sheets/styles.png (photo | teacher | student for every style);
+``--students DIR`` evaluates students exported there (``DIR/anime`` ...) instead of the built-ins;
+``--strip`` only renders docs/contact-sheets/builtins.png (two portraits in every built-in style).
 """
 
 from __future__ import annotations
@@ -96,9 +97,15 @@ def face_rate(detector, images: list[np.ndarray]) -> float:
     return float(np.mean([len(detector.detect(im)) > 0 for im in images]))
 
 
-def evaluate(style: str, sets, threads: int) -> tuple[dict, dict]:
+def student_of(style: str, folder: str | None) -> str:
+    """The student of an official style: ``FOLDER/STYLE`` (e.g. runs exported with ``dctoon train
+    export``), else the built-in style distilled from it."""
+    return str(Path(folder) / style) if folder else BUILTIN.get(style, style)
+
+
+def evaluate(style: str, sets, threads: int, students: str | None) -> tuple[dict, dict]:
     teacher = dctoon.load(str(OFFICIAL / f"dctnet_{style}.tflite"), threads=threads)
-    student = dctoon.load(BUILTIN.get(style, style), threads=threads)
+    student = dctoon.load(student_of(style, students), threads=threads)
     row, outs = {}, {}
     for name, items in sets.items():
         t0 = time.time()
@@ -127,7 +134,7 @@ def sheet(rows_in: list[tuple[str, np.ndarray]], results: dict, path: Path, cell
 
     names, rows = ["photo"], []
     for style in results:
-        names += [f"{style}: official", f"{style}: dctoon {BUILTIN.get(style, style)}"]
+        names += [f"{style}: official", f"{style}: student"]
     for i, (_, img) in enumerate(rows_in):
         row = [img]
         for style, (ref, got) in results.items():
@@ -138,14 +145,16 @@ def sheet(rows_in: list[tuple[str, np.ndarray]], results: dict, path: Path, cell
     print("wrote", path)
 
 
-def builtins_strip(path: Path, styles: list[str], cell: int = 256) -> None:
+def builtins_strip(path: Path, cell: int = 256) -> None:
     """The README's picture: two portraits in every built-in style, as a user sees them."""
     sys.path.insert(0, str(ROOT / "bench"))
     from contact_sheet import grid
     from skimage import data
 
+    from dctoon.styles import BUILTIN_DIR
+
     photos = [data.astronaut(), dctoon.read_image(SHARED / "media/images/portrait-color.jpg", max_side=768)]
-    names = [BUILTIN.get(s, s) for s in styles]
+    names = sorted(n for n, d in dctoon.installed().items() if d.parent == BUILTIN_DIR)
     rows = []
     for photo in photos:
         row = [photo] + [dctoon.load(n).stylize(photo) for n in names]
@@ -158,12 +167,16 @@ def builtins_strip(path: Path, styles: list[str], cell: int = 256) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--styles", nargs="+", default=[s for s in STYLES if BUILTIN.get(s, s) in dctoon.installed()])
+    ap.add_argument("--students", help="folder of students named by official style (default: the built-ins)")
+    ap.add_argument("--strip", action="store_true", help="render docs/contact-sheets/builtins.png and stop")
     ap.add_argument("--faces", type=int, default=60, help="held-out face photos of data/face-photos")
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--sheet", action="store_true", help="render docs/contact-sheets/styles.png and builtins.png")
+    ap.add_argument("--sheet", action="store_true", help="render docs/contact-sheets/styles.png")
     ap.add_argument("--json", default=str(ROOT / "bench" / "fidelity.json"))
     ap.add_argument("--teachers-only", action="store_true", help="only fill the teachers' cache (any style list)")
     args = ap.parse_args()
+    if args.strip:
+        return builtins_strip(ROOT / "docs/contact-sheets/builtins.png")
     sets = inputs(args.faces)
     if args.teachers_only:
         for style in args.styles:
@@ -175,7 +188,7 @@ def main() -> None:
     print(f"{platform.processor() or platform.machine()}; {', '.join(f'{k} {len(v)}' for k, v in sets.items())}")
     table, sheet_rows = {}, {}
     for style in args.styles:
-        table[style], outs = evaluate(style, sets, args.threads)
+        table[style], outs = evaluate(style, sets, args.threads, args.students)
         keep = [i for i, (n, _) in enumerate(sets["images"]) if n in SHEET_IMAGES]
         sheet_rows[style] = tuple([o[i] for i in keep] for o in outs["images"])
     Path(args.json).write_text(json.dumps(table, indent=1) + "\n")
@@ -188,7 +201,6 @@ def main() -> None:
               f" {v['psnr']:.2f} / {v['ssim']:.3f} | {r['mean_psnr']:.2f} |"
               f" {f['faces_teacher']:.1%} / {f['faces_student']:.1%} / {f['faces_photo']:.1%} |")
     if args.sheet:
-        builtins_strip(ROOT / "docs/contact-sheets/builtins.png", args.styles)
         rows_in = [(n, im) for n, im in sets["images"] if n in SHEET_IMAGES]
         sheet(rows_in, sheet_rows, ROOT / "docs/contact-sheets/styles.png")
 

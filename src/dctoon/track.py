@@ -101,6 +101,28 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+class SceneCuts:
+    """Shot boundaries in a stream of frames: a frame whose small grey thumbnail (48x48, 0-255)
+    differs from the previous one by more than ``threshold`` on average starts a new shot. The one
+    detector the face tracker, auto-crop's analysis and the mask smoother share."""
+
+    SIZE = (48, 48)
+
+    def __init__(self, threshold: float = 40.0):
+        self.threshold = float(threshold)
+        self._prev: np.ndarray | None = None
+
+    @classmethod
+    def thumbnail(cls, grey: np.ndarray) -> np.ndarray:
+        return cv2.resize(np.ascontiguousarray(grey), cls.SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+    def __call__(self, thumb: np.ndarray) -> bool:
+        """Whether the frame with this thumbnail starts a new shot (the first frame does not)."""
+        cut = self._prev is not None and float(np.abs(thumb - self._prev).mean()) > self.threshold
+        self._prev = thumb
+        return cut
+
+
 class FaceTracker:
     """Faces with identities, smoothed landmarks and fade weights, frame after frame.
 
@@ -120,16 +142,10 @@ class FaceTracker:
         self.tracks: list[Track] = []
         self._next_id = 0
         self._prev_gray: np.ndarray | None = None
-        self._prev_small: np.ndarray | None = None
+        self.cuts = SceneCuts(cut_threshold)
         self._prev_t: float | None = None
         self._frame = 0
         self.detections = 0
-
-    def _scene_cut(self, gray: np.ndarray) -> bool:
-        small = cv2.resize(gray, (64, 36), interpolation=cv2.INTER_AREA).astype(np.float32)
-        cut = self._prev_small is not None and float(np.abs(small - self._prev_small).mean()) > self.cut_threshold
-        self._prev_small = small
-        return cut
 
     def _propagate(self, gray: np.ndarray) -> list[bool]:
         """Move every track's landmarks by LK flow; returns which tracks were followed reliably."""
@@ -189,7 +205,7 @@ class FaceTracker:
     def update(self, bgr: np.ndarray, t: float) -> tuple[list[Face], list[float], list[int]]:
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
         dt = 1.0 / 25 if self._prev_t is None or t <= self._prev_t else t - self._prev_t
-        cut = self._scene_cut(gray)
+        cut = self.cuts(SceneCuts.thumbnail(gray))
         new_shot = self._frame == 0 or cut
         if new_shot:
             self.tracks = []  # a cut: faces of the old shot vanish with it, no cross-fade

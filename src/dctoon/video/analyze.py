@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from ..camera import Track, motion_stats, plan_path, refine_needed
 from ..errors import InputError
 from ..face import Face
+from ..track import SceneCuts
 from .reader import open_span, short_error, span_frames, upright
 
 __all__ = ["PlanInfo", "analyze", "plan_video"]
@@ -24,13 +24,13 @@ _LUMA_FIRST = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444
 
 
 def _thumbnail(frame) -> np.ndarray:
-    """A 48x48 grey thumbnail for scene-cut detection, from the luma plane where there is one
-    (swscale to a tiny size costs more than decoding)."""
+    """The scene-cut thumbnail of a decoded frame, from the luma plane where there is one (swscale
+    to a tiny size costs more than decoding)."""
     if frame.format.name in _LUMA_FIRST:
         plane = frame.planes[0]
-        luma = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, :frame.width]
-        return cv2.resize(luma, (48, 48), interpolation=cv2.INTER_AREA).astype(np.float32)
-    return frame.to_ndarray(width=48, height=48, format="gray").astype(np.float32)
+        return SceneCuts.thumbnail(np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, :frame.width])
+    w, h = SceneCuts.SIZE
+    return frame.to_ndarray(width=w, height=h, format="gray").astype(np.float32)
 
 
 def analyze(
@@ -77,7 +77,7 @@ def analyze(
         cuts: list[int] = []
         frame_hw = None
         small = scale = None
-        prev_thumb = None
+        shots = SceneCuts(cut_threshold)
         pending: list = []  # (index, frame) since the last scheduled detection, for refinement
 
         def detect(frame) -> list[Face]:
@@ -98,9 +98,7 @@ def analyze(
                     small = (max(16, round(sw * s)), max(16, round(sh * s)))  # stored orientation
                     up_w, up_h = (small[1], small[0]) if quarter else small
                     scale = np.float32([fw / up_w, fh / up_h])
-                thumb = _thumbnail(frame)
-                cut = i == 0 or (prev_thumb is not None and float(np.abs(thumb - prev_thumb).mean()) > cut_threshold)
-                prev_thumb = thumb
+                cut = shots(_thumbnail(frame)) or i == 0
                 if cut:
                     cuts.append(i)
                 times.append(t)

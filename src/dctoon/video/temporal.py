@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from ..matte import blend as matte_blend
+from ..track import SceneCuts
 
 
 class FrameStylizer:
@@ -61,21 +62,23 @@ class MaskSmoother:
     is still and rises to 1 where the frame itself changed by ``motion`` or more (grey levels in
     [0, 1], on a blurred thumbnail of ``thumb`` px): a moving person is followed at once instead
     of ghosting, while the model's frame-to-frame jitter on a still edge is averaged out. A frame
-    whose mean change exceeds ``cut`` is taken as a scene cut and resets the average. Defaults
+    that starts a new shot (:class:`dctoon.track.SceneCuts`, ``cut`` on its 0-255 scale) resets the average. Defaults
     chosen on the shared videos (tests/test_segment.py has the numbers): stronger averaging
     lagged behind fast head turns, a finer thumbnail kept more still edge pixels still.
     """
 
-    def __init__(self, keep: float = 0.8, motion: float = 0.08, cut: float = 0.2, thumb: int = 320):
+    def __init__(self, keep: float = 0.8, motion: float = 0.08, cut: float = 40.0, thumb: int = 320):
         if not 0.0 <= keep < 1.0:
             raise ValueError(f"keep must be in [0, 1), got {keep}")
-        self.keep, self.motion, self.cut, self.thumb = float(keep), float(motion), float(cut), int(thumb)
+        self.keep, self.motion, self.thumb = float(keep), float(motion), int(thumb)
+        self.cuts = SceneCuts(cut)
         self.reset()
 
     def reset(self) -> None:
         """Forget the past: the next mask is returned as is."""
         self._mask: np.ndarray | None = None
         self._thumb: np.ndarray | None = None
+        self.cuts = SceneCuts(self.cuts.threshold)
 
     def _thumbnail(self, frame: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]
@@ -93,8 +96,9 @@ class MaskSmoother:
         thumb = self._thumbnail(frame_rgb)
         prev, prev_thumb = self._mask, self._thumb
         self._thumb = thumb
-        if prev is None or prev.shape != mask.shape or prev_thumb.shape != thumb.shape \
-                or float(np.mean(np.abs(thumb - prev_thumb))) > self.cut:
+        cut = self.cuts(SceneCuts.thumbnail(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY) if frame_rgb.ndim == 3
+                                            else frame_rgb))
+        if prev is None or prev.shape != mask.shape or prev_thumb.shape != thumb.shape or cut:
             self._mask = mask.copy()
             return mask.copy()
         change = cv2.dilate(np.abs(thumb - prev_thumb), np.ones((3, 3), np.uint8))
