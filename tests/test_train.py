@@ -17,6 +17,8 @@ torch = pytest.importorskip("torch", reason="training needs the optional extra d
 
 from dctoon import ttn as ttn_ref
 from dctoon.train import _util, ccn
+from dctoon.train import losses
+from dctoon.train import model as ttn_model
 from dctoon.train import ttn as ttn_train
 from dctoon.train.export import export
 from dctoon.train.settings import ExportSettings
@@ -40,9 +42,9 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-def _random_generator(seed: int = 0) -> ttn_train.Generator:
+def _random_generator(seed: int = 0) -> ttn_model.Generator:
     torch.manual_seed(seed)
-    g = ttn_train.Generator()
+    g = ttn_model.Generator()
     with torch.no_grad():  # larger than default init so every layer matters in the comparison
         for p in g.parameters():
             p.mul_(1.5)
@@ -67,9 +69,9 @@ def test_guided_filter_and_upsample_match_reference():
     x = rng.uniform(-1, 1, (1, 20, 24, 3)).astype(np.float32)
     y = rng.uniform(-1, 1, (1, 20, 24, 3)).astype(np.float32)
     t = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2)
-    got = ttn_train.guided_filter(t(x), t(y), 1, 5e-3).permute(0, 2, 3, 1).numpy()
+    got = ttn_model.guided_filter(t(x), t(y), 1, 5e-3).permute(0, 2, 3, 1).numpy()
     assert np.abs(got - ttn_ref.guided_filter(x, y, 1, 5e-3)).max() < 1e-4
-    up = ttn_train.upsample2x_legacy(t(x)).permute(0, 2, 3, 1).numpy()
+    up = ttn_model.upsample2x_legacy(t(x)).permute(0, 2, 3, 1).numpy()
     assert np.abs(up - ttn_ref._resize_legacy(x)).max() < 1e-6
 
 
@@ -146,7 +148,7 @@ def test_ttn_steps_resume_and_export(tmp_path, monkeypatch):
     g, _ = ttn_train.load_generator(ckpt)
     x = torch.from_numpy(bgr).permute(0, 3, 1, 2) / 127.5 - 1
     with torch.no_grad():
-        y = ttn_train.guided_filter(x, g(x), 1, 5e-3)
+        y = ttn_model.guided_filter(x, g(x), 1, 5e-3)
     want = torch.clamp((y + 1) * 127.5, 0, 255).permute(0, 2, 3, 1).numpy().astype(np.uint8).astype(np.int16)
     assert np.abs(got - want).max() <= 1  # truncation to uint8 may differ by one level
 
@@ -175,13 +177,13 @@ def test_shift_loss_sees_patterns_locked_to_the_pixel_grid(tmp_path):
     dashes[..., ::4, :] = 0.3  # a 4 px pattern tied to absolute pixel positions, as the stride-2 grid
 
     def smooth(x):  # moves with the picture
-        return ttn_train.guided_filter(x, x, 2, 0.01)
+        return ttn_model.guided_filter(x, x, 2, 0.01)
 
     def streaky(x):
         return smooth(x) + dashes[..., : x.shape[-2], : x.shape[-1]]
 
     def loss(fn, seed):
-        return ttn_train.shift_loss(fn, photo, fn(photo), torch.Generator().manual_seed(seed)).item()
+        return losses.shift_loss(fn, photo, fn(photo), torch.Generator().manual_seed(seed)).item()
 
     assert max(loss(smooth, i) for i in range(8)) < 1e-5
     assert np.mean([loss(streaky, i) for i in range(8)]) > 0.05  # shifts with dy % 4 != 0 leave the dashes behind
@@ -194,7 +196,7 @@ def test_edge_promoting_negatives_blur_the_outlines_and_nothing_else(tmp_path):
     x = torch.full((1, 3, 64, 64), 0.4)
     x += 0.02 * torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))  # faint texture
     x[..., 30:32] = -0.8  # a 2 px dark outline
-    soft = ttn_train.soften_edges(x)
+    soft = losses.soften_edges(x)
     step = lambda t: (t[..., 1:] - t[..., :-1]).abs().amax().item()  # noqa: E731
     assert step(soft) < 0.6 * step(x)  # the outline is softened
     torch.testing.assert_close(soft[..., :24], x[..., :24], atol=0, rtol=0)  # away from it: untouched
@@ -209,10 +211,10 @@ def test_outline_term_inks_dark_lines_not_skin_texture(tmp_path):
     x = torch.full((1, 3, 64, 64), 0.3) + 0.03 * torch.randn(1, 3, 64, 64, generator=g)  # "skin" with grain
     x[..., 20:, :] = -0.2  # a shading step
     x[..., 40:42] = -0.9  # a thin dark line (the line of lips or an eyelid)
-    m = ttn_train.outline_mask(x)
+    m = losses.outline_mask(x)
     assert m[..., 24:60, 40:42].mean() > 0.9  # inked
     assert m[..., 4:16, 4:36].max() < 0.05 and m[..., 26:60, 4:34].max() < 0.05  # grain and flat shading: not
-    dim = ttn_train.outline_mask(x * 0.25)  # the same face, a quarter of the contrast: the same lines
+    dim = losses.outline_mask(x * 0.25)  # the same face, a quarter of the contrast: the same lines
     assert (dim - m).abs().mean() < 0.01
     trainer = _adversarial_trainer(tmp_path, w_lines=2.0)
     assert trainer.train_step()["lines"] > 0 and ttn_train.training_card(trainer.state())["losses"]["w_lines"] == 2
@@ -224,14 +226,14 @@ def test_abstraction_flattens_shading_into_bands_and_inks_lines(tmp_path):
     ramp = np.tile(np.linspace(60, 200, 128), (128, 1))
     photo = np.clip(ramp[..., None] + rng.normal(0, 6, (128, 128, 3)), 0, 255).astype(np.uint8)
     photo[:, 90:92] = 40  # a thin dark line across the shading
-    out = ttn_train.abstraction(photo)
+    out = losses.abstraction(photo)
     grey = lambda im: im.astype(np.float32).mean(2)  # noqa: E731
     slope = lambda im: np.abs(np.diff(grey(im)[:, :80].mean(0)))  # noqa: E731  (ramp: 1.1 levels per px)
     assert (slope(out) < 0.3).mean() > 0.3 > 0.05 > (slope(photo) < 0.3).mean()  # a staircase of flat bands
     assert grey(out)[10:118, 4:80].std(0).mean() < 0.3 * grey(photo)[10:118, 4:80].std(0).mean()  # grain gone
     assert grey(out)[:, 90:92].mean() < 0.8 * grey(photo)[:, 90:92].mean()  # the line is inked
     flat = np.full((64, 64, 3), 128, np.uint8)
-    flat_out = ttn_train.abstraction(flat)  # nothing to draw: one flat tone, within half a band (256/8/2)
+    flat_out = losses.abstraction(flat)  # nothing to draw: one flat tone, within half a band (256/8/2)
     assert len(np.unique(flat_out)) == 1 and abs(int(flat_out[0, 0, 0]) - 128) <= 16
     # in the trainer the target is the abstraction of the photo, warped with it (flips, scale, rotation);
     # images load at 256 px, so a full window at 256 is the identity (or a flip)
@@ -239,7 +241,7 @@ def test_abstraction_flattens_shading_into_bands_and_inks_lines(tmp_path):
     x, _ = trainer.batch(trainer.photos, trainer.n_photos)
     photo_t, target = ((x[:, :3] + 1) * 127.5).round(), ((x[:, 3:] + 1) * 127.5).round()
     for p, t in zip(photo_t, target):
-        want = ttn_train.abstraction(p.permute(1, 2, 0).byte().numpy().copy())
+        want = losses.abstraction(p.permute(1, 2, 0).byte().numpy().copy())
         assert np.abs(t.permute(1, 2, 0).numpy() - want).max() <= 1  # identity window: the same pixels
     # ... and the content loss keeps the abstraction's structure instead of the photo's smooth shading
     batches, content_targets = [], []
@@ -256,7 +258,7 @@ def test_tone_bands_train_through_and_export_into_the_model(tmp_path):
     --bands trains on banded outputs and its export ends in the same bands."""
     ort = pytest.importorskip("onnxruntime")
     x = (torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1).requires_grad_()
-    y = ttn_train.tone_bands(x, 8)
+    y = losses.tone_bands(x, 8)
     ref = ttn_ref.tone_bands(x.detach().permute(0, 2, 3, 1).numpy(), 8)
     assert np.abs(y.detach().permute(0, 2, 3, 1).numpy() - ref).max() < 1e-5
     y.sum().backward()
@@ -266,8 +268,8 @@ def test_tone_bands_train_through_and_export_into_the_model(tmp_path):
     ckpt = trainer.run()
     photo = trainer.photos[:1].float() / 127.5 - 1
     with torch.no_grad():
-        banded, plain = trainer.forward_g(photo), ttn_train.guided_filter(photo, trainer.G(photo), 1, 5e-3)
-    assert torch.allclose(banded, ttn_train.tone_bands(plain, 8))
+        banded, plain = trainer.forward_g(photo), ttn_model.guided_filter(photo, trainer.G(photo), 1, 5e-3)
+    assert torch.allclose(banded, losses.tone_bands(plain, 8))
     out = export(ExportSettings(checkpoint=str(ckpt), out=str(tmp_path / "style"), name="toy"))
     card = json.loads((Path(out) / "style.json").read_text())
     assert card["tone_bands"] == {"levels": 8, "sharpness": 3.0} == card["training"]["tone_bands"]
@@ -324,9 +326,9 @@ def test_superpixel_structure_target_is_flat_and_keeps_flat_images():
     """White-box's structure representation: segment means; a flat image is its own target."""
     x = torch.zeros(1, 3, 32, 32)
     x[:, :, :, 16:] = 0.5
-    torch.testing.assert_close(ttn_train.superpixel_rep(x, 20), x, atol=1e-6, rtol=0)
+    torch.testing.assert_close(losses.superpixel_rep(x, 20), x, atol=1e-6, rtol=0)
     noisy = x + 0.05 * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    flat = ttn_train.superpixel_rep(noisy, 20)
+    flat = losses.superpixel_rep(noisy, 20)
     assert (flat - x).abs().mean() < 0.9 * (noisy - x).abs().mean()  # noise partly averaged away
     assert len(torch.unique(flat[0, 0])) <= 40
 
@@ -336,10 +338,10 @@ def test_felzenszwalb_regions_keep_the_edges_slic_smears(tmp_path):
     x = torch.zeros(1, 3, 64, 64)
     x[..., 27:] = 0.6
     noisy = x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
-    err = {m: (ttn_train.superpixel_rep(noisy, 40, m) - x)[..., 25:30].abs().mean().item()
+    err = {m: (losses.superpixel_rep(noisy, 40, m) - x)[..., 25:30].abs().mean().item()
            for m in ("slic", "felzenszwalb")}
     assert err["felzenszwalb"] < 0.02 and err["felzenszwalb"] < 0.2 * err["slic"]
-    torch.testing.assert_close(ttn_train.superpixel_rep(x, 40, "felzenszwalb"), x, atol=1e-6, rtol=0)
+    torch.testing.assert_close(losses.superpixel_rep(x, 40, "felzenszwalb"), x, atol=1e-6, rtol=0)
     trainer = _adversarial_trainer(tmp_path, w_superpixel=1.0, segmenter="felzenszwalb")
     assert trainer.train_step()["superpixel"] > 0
     assert ttn_train.training_card(trainer.state())["structure_regions"] == "felzenszwalb"
@@ -352,24 +354,24 @@ def test_structure_floor_frees_gentle_shading_and_keeps_outlines():
     photo[..., 20:24, :] = -0.9  # a dark outline across it
     two_tones = torch.where(photo > -0.9, torch.where(torch.arange(64) < 32, -0.15, 0.15), photo)
     for floor in (0.0, 0.03):
-        c = ttn_train.ContentLoss(lowpass_weight=0, flatten=False, structure_floor=floor)
+        c = losses.ContentLoss(lowpass_weight=0, flatten=False, structure_floor=floor)
         ramp, tones, gone = (c(photo, out)[0].item() for out in (photo, two_tones, no_line))
         if floor == 0:
             assert ramp == 0 and tones > 0.04  # the plain loss pins the shading ramp
         else:
             assert tones < ramp and gone > 4 * tones  # tones are free; losing the outline is not
     spots = torch.ones(1, 1, 64, 64)  # the expression term keeps all of the shading near the landmarks
-    expr = [ttn_train.ContentLoss(structure_floor=f)(photo, two_tones, spots)[1].item() for f in (0.0, 0.03)]
+    expr = [losses.ContentLoss(structure_floor=f)(photo, two_tones, spots)[1].item() for f in (0.0, 0.03)]
     assert expr[0] == expr[1] > 0
 
 
 def test_chroma_term_sees_coloured_fringes_the_grey_loss_misses():
     g = torch.Generator().manual_seed(0)
-    photo = ttn_train.guided_filter(x := torch.rand(2, 3, 64, 64, generator=g) * 2 - 1, x, 4, 0.04)  # smooth
+    photo = ttn_model.guided_filter(x := torch.rand(2, 3, 64, 64, generator=g) * 2 - 1, x, 4, 0.04)  # smooth
     grey_line, green_line = photo.clone(), photo.clone()
     grey_line[:, :, 30:32] += 0.2  # same brightness step on every channel
     green_line[:, 1, 30:32] += 0.2 / 0.587  # the same step in grey, all of it in green
-    plain, chroma = ttn_train.ContentLoss(), ttn_train.ContentLoss(chroma_weight=1.0)
+    plain, chroma = losses.ContentLoss(), losses.ContentLoss(chroma_weight=1.0)
     base, grey, green = [(chroma(photo, y)[0] - plain(photo, y)[0]).item() for y in (photo, grey_line, green_line)]
     assert green - base > 0.004 and abs(grey - base) < 0.1 * (green - base)  # the grey structure term treats both alike; only colour differs
 
@@ -480,7 +482,7 @@ def test_distill_toy_run_learns_the_teacher_resumes_and_exports_a_student(tmp_pa
     from dctoon.styles import save_style
 
     torch.manual_seed(0)
-    save_style(teacher, "teacher", ttn_train.Generator(8, 2).numpy_weights(), description="", license="test",
+    save_style(teacher, "teacher", ttn_model.Generator(8, 2).numpy_weights(), description="", license="test",
                source="test", eps=1e-2, single_file=True)
     s = DistillSettings(teacher=str(teacher), photos=[str(photos)], out=str(tmp_path / "run"), channel=16, blocks=2,
                         steps=30, batch=4, res=64, pool=24, pool_size=96, val_images=4, sample_every=15, threads=1,

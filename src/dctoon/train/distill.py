@@ -39,7 +39,8 @@ from dctoon.errors import InputError
 
 from ._util import dataset_files, read_bgr
 from .settings import DistillSettings
-from .ttn import Generator, _save_grid, guided_filter, stop_deadline
+from .model import Generator, guided_filter
+from .ttn import save_grid, stop_deadline
 
 KINDS = ("face", "zoom", "scene", "degraded")
 POOL_FILE = "pool.npz"
@@ -372,7 +373,7 @@ class Distiller:
         y = self.forward(x)
         self.G.train()
         path = self.out / "samples" / f"{self.step:06d}.jpg"
-        _save_grid(path, [x, _to_tensor(self.val_y[:6]), y])
+        save_grid(path, [x, _to_tensor(self.val_y[:6]), y])
         return path
 
     def run(self) -> Path:

@@ -1,0 +1,102 @@
+"""The texture translation network in PyTorch, readable in one file: White-box Cartoonization's
+``unet_generator`` with the exact TensorFlow semantics of :mod:`dctoon.ttn` (so trained weights
+export unchanged, at any width) and the guided filter every trainer puts after it."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dctoon.ttn import LEAKY_SLOPE, conv_specs
+
+
+
+
+def _same_pad(x: torch.Tensor, k: int, stride: int) -> torch.Tensor:
+    """TF "SAME" padding (extra row/column at the bottom/right)."""
+    h, w = x.shape[-2:]
+    ph = max((-(-h // stride) - 1) * stride + k - h, 0)
+    pw = max((-(-w // stride) - 1) * stride + k - w, 0)
+    return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+
+
+def upsample2x_legacy(x: torch.Tensor) -> torch.Tensor:
+    """TF1 ``resize_bilinear`` to twice the size without half-pixel centres: output 2i is input i,
+    output 2i+1 is the mean of inputs i and i+1 (the last one repeated at the border)."""
+    def along(t: torch.Tensor, dim: int) -> torch.Tensor:
+        nxt = torch.cat([t.narrow(dim, 1, t.shape[dim] - 1), t.narrow(dim, t.shape[dim] - 1, 1)], dim)
+        both = torch.stack([t, 0.5 * (t + nxt)], dim + 1)
+        shape = list(t.shape)
+        shape[dim] *= 2
+        return both.reshape(shape)
+
+    return along(along(x, 2), 3)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3)
+        self.conv2 = nn.Conv2d(c, c, 3)
+
+    def forward(self, x):
+        h = F.leaky_relu(self.conv1(_same_pad(x, 3, 1)), LEAKY_SLOPE)
+        return x + self.conv2(_same_pad(h, 3, 1))
+
+
+class Generator(nn.Module):
+    """unet_generator; parameter names equal :func:`dctoon.ttn.conv_specs` names, so
+    ``state_dict()`` is the project's weights dict. BGR in [-1, 1], NCHW."""
+
+    def __init__(self, channel: int = 32, num_blocks: int = 4):
+        super().__init__()
+        self.channel, self.num_blocks = channel, num_blocks
+        for spec in conv_specs(channel, num_blocks):
+            if spec.name.startswith("block"):
+                continue
+            setattr(self, spec.name, nn.Conv2d(spec.cin, spec.cout, spec.k, spec.stride))
+        for i in range(num_blocks):
+            setattr(self, f"block{i}", ResBlock(4 * channel))
+        self._strides = {s.name: (s.k, s.stride) for s in conv_specs(channel, num_blocks)}
+
+    def _c(self, name: str, x, act: bool = True):
+        k, s = self._strides[name]
+        y = getattr(self, name)(_same_pad(x, k, s))
+        return F.leaky_relu(y, LEAKY_SLOPE) if act else y
+
+    def forward(self, x):
+        x0 = self._c("enc0", x)
+        x1 = self._c("enc1", self._c("down1", x0))
+        x2 = self._c("enc2", self._c("down2", x1))
+        for i in range(self.num_blocks):
+            x2 = getattr(self, f"block{i}")(x2)
+        x2 = self._c("dec2", x2)
+        x3 = self._c("dec1", self._c("up1", upsample2x_legacy(x2) + x1))
+        x4 = self._c("up0", upsample2x_legacy(x3) + x0)
+        return self._c("out", x4, act=False)
+
+    def numpy_weights(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in self.state_dict().items()}
+
+    def load_numpy_weights(self, weights: dict[str, np.ndarray]) -> None:
+        self.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in weights.items()})  # a copy: may be read-only
+
+
+def box_filter(x: torch.Tensor, r: int) -> torch.Tensor:
+    c = x.shape[1]
+    k = 2 * r + 1
+    return F.conv2d(x, x.new_ones(c, 1, k, k), padding=r, groups=c)
+
+
+def guided_filter(guide: torch.Tensor, src: torch.Tensor, r: int = 1, eps: float = 5e-3) -> torch.Tensor:
+    """Guided filter with zero-padded box sums normalised by the in-bounds count (as dctoon.ttn)."""
+    n = box_filter(guide.new_ones(1, 1, *guide.shape[-2:]), r)
+    mean_x, mean_y = box_filter(guide, r) / n, box_filter(src, r) / n
+    cov = box_filter(guide * src, r) / n - mean_x * mean_y
+    var = box_filter(guide * guide, r) / n - mean_x * mean_x
+    a = cov / (var + eps)
+    b = mean_y - a * mean_x
+    return box_filter(a, r) / n * guide + box_filter(b, r) / n
