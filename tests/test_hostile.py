@@ -374,7 +374,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(kind, full_disk, tmp_path, c
 
 
 def test_the_tests_never_use_the_real_cache():
-    from dctoon import styles
+    from dctoon import paths
 
-    assert styles.home().resolve() != (Path.home() / ".cache" / "dctoon").resolve()
-    assert Path(tempfile.gettempdir()).resolve() in styles.home().resolve().parents
+    assert paths.home().resolve() != (Path.home() / ".cache" / "dctoon").resolve()
+    assert Path(tempfile.gettempdir()).resolve() in paths.home().resolve().parents

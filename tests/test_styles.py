@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dctoon import hub, styles, ttn
+from dctoon import hub, paths, styles, ttn
 from dctoon.errors import ModelError
 from dctoon.model import TTN
 
@@ -345,11 +345,11 @@ def test_download_converts_and_works_offline(server, random_model, capsys):
     assert out_img.shape == (96, 96, 3)
     code, out, err = run(["styles"], capsys)
     assert code == 0 and re.search(r"^modelscope-3d\s+installed", out, re.M)
-    cv2.imwrite(str(Path(styles.home()) / "in.png"), portrait(64))
-    code, _, err = run(["image", styles.home() / "in.png", "-o", styles.home() / "out.png", "--style",
+    cv2.imwrite(str(Path(paths.home()) / "in.png"), portrait(64))
+    code, _, err = run(["image", paths.home() / "in.png", "-o", paths.home() / "out.png", "--style",
                         "modelscope-3d", "--no-faces"], capsys)
     assert code == 0, err
-    assert cv2.imread(str(styles.home() / "out.png")).shape == (64, 64, 3)
+    assert cv2.imread(str(paths.home() / "out.png")).shape == (64, 64, 3)
 
 
 def test_download_stylize_matches_tflite_reference(server, reference_model, fp16_model, shared_images, capsys):
@@ -495,7 +495,7 @@ def test_checksum_mismatch(server, random_model, capsys):
     server.models[ID_ANIME] = random_model["files"]
     code, _, err = run(["styles", "download", "modelscope-anime", "--endpoint", server.url], capsys)
     assert code == 2 and "checksum mismatch" in one_line_error(err) and "bca966dded317de3" in err
-    assert not list(styles.home().rglob("*.part")) and not list(styles.home().rglob("*.pb"))
+    assert not list(paths.home().rglob("*.part")) and not list(paths.home().rglob("*.pb"))
     # the listing's Sha256 is checked too
     server.models[ID_3D] = random_model["files"]
     server.bad_sha.add("cartoon_bg.pb")
@@ -515,7 +515,7 @@ def test_disk_full_while_downloading_and_while_converting(server, random_model, 
     assert code == 2 and "disk full" in one_line_error(err) and "free some space" in err
     assert_nothing_installed()
     monkeypatch.undo()
-    monkeypatch.setenv("DCTOON_HOME", str(styles.home()))
+    monkeypatch.setenv("DCTOON_HOME", str(paths.home()))
 
     real_write = Path.write_bytes
 

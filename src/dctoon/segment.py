@@ -83,10 +83,10 @@ _CONVERTER = "1"  # bumped when the converter's output changes, so old caches ar
 
 def model_path(name: str = DEFAULT_MODEL) -> Path:
     """Where the converted ONNX of model ``name`` is cached."""
-    from .styles import home
+    from .paths import models_dir
 
     _check_name(name)
-    return home() / "models" / f"segment-{name}.v{_CONVERTER}.onnx"
+    return models_dir() / f"segment-{name}.v{_CONVERTER}.onnx"
 
 
 def _check_name(name: str) -> None:
@@ -258,7 +258,7 @@ def ensure_model(name: str = DEFAULT_MODEL, progress: bool | None = None, *, url
     the PyPI wheel), resumable and checksum-verified, deleted once the model is converted.
     ``progress``: show a progress bar (None: when stderr is a terminal).
     """
-    from .styles import downloads_dir, home
+    from .paths import downloads_dir, home
 
     dest = model_path(name)
     if dest.is_file():

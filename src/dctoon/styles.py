@@ -41,6 +41,8 @@ import numpy as np
 from . import ttn
 from .errors import ModelError
 from .hub import file_sha256
+from .paths import downloads_dir
+from .paths import styles_dir as user_dir
 from .runtime import session
 
 if TYPE_CHECKING:
@@ -51,19 +53,6 @@ CARD = "style.json"
 MODEL_SUFFIXES = (".onnx", ".tflite", ".pb")
 IGNORED_STEMS = ("detector", "keypoints")  # the official face detector / landmark graphs: not styles
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-def home() -> Path:
-    return Path(os.environ.get("DCTOON_HOME") or Path.home() / ".cache" / "dctoon")
-
-
-def user_dir() -> Path:
-    return home() / "styles"
-
-
-def downloads_dir() -> Path:
-    """Partial downloads (``*.part``), kept between runs so that a download can resume."""
-    return home() / "downloads"
 
 
 @dataclass
