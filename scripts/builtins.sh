@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # How the built-in styles are made (a maintainer's script, not needed to use dctoon):
-#   scripts/builtins.sh distill STYLE [STEPS] [THREADS]   distil the official STYLE (../shared) into runs/distill-STYLE
+#   scripts/builtins.sh distill STYLE [STEPS] [THREADS] [DEVICE]
+#                                                         distil the official STYLE (../shared) into runs/distill-STYLE
+#                                                         (DEVICE cuda on a GPU machine; default cpu)
 #   scripts/builtins.sh export STYLE                      write src/dctoon/builtin/NAME from that run
 #   scripts/builtins.sh metrics                           python bench/fidelity.py, then each card gets its numbers
 # STYLE is an official DCT-Net style: anime 3d handdrawn sketch artstyle sd-design sd-illustration.
@@ -23,10 +25,10 @@ describe() {
 
 case "$1" in
   distill)
-    style=$2; steps=${3:-1500}; threads=${4:-2}
+    style=$2; steps=${3:-1500}; threads=${4:-2}; device=${5:-cpu}
     .venv/bin/dctoon train distill --teacher "$S/models/official/dctnet_$style.tflite" \
       --photos "$S/data/face-photos" "$S/data/handdrawn-portraits-photos" --out "runs/distill-$style" \
-      --pool 1500 --steps "$steps" --channel 16 --blocks 4 --init teacher --threads "$threads" --resume ;;
+      --pool 1500 --steps "$steps" --channel 16 --blocks 4 --init teacher --threads "$threads" --device "$device" --resume ;;
   export)
     style=$2; n=$(name "$style")
     $PY -c "from skimage import data; import cv2; cv2.imwrite('/tmp/dctoon-preview.png', data.astronaut()[16:272, 124:380, ::-1])"
@@ -49,5 +51,5 @@ json.dump(r, open('/tmp/dctoon-metrics.json', 'w'))"
       .venv/bin/dctoon train export "src/dctoon/builtin/$n" --out "src/dctoon/builtin/$n" --name "$n" \
         --metrics /tmp/dctoon-metrics.json --preview /tmp/dctoon-preview.png
     done ;;
-  *) echo "usage: $0 distill STYLE [STEPS] [THREADS] | export STYLE | metrics" >&2; exit 2 ;;
+  *) echo "usage: $0 distill STYLE [STEPS] [THREADS] [DEVICE] | export STYLE | metrics" >&2; exit 2 ;;
 esac

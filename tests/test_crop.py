@@ -1,7 +1,7 @@
 """Auto-crop on real photos and videos with the real MTCNN detector, plus synthetic planner cases.
 
 Video checks run the detector on *every* frame (ground truth, at 360 px to keep this file
-fast) and plan from the every-third-frame subset of it (``Track.thinned``, shown to equal a real
+fast) and plan from the every-third-frame subset of it (``Sightings.thinned``, shown to equal a real
 ``analyze(every=3)`` run), so the face-inside check covers frames the planner never saw.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import dctoon
-from dctoon.camera import Track, motion_stats, plan
+from dctoon.camera import Sightings, motion_stats, plan
 from dctoon.framing import Window, crop_window, parse_aspect, photo_crop, window_size
 from dctoon.video.analyze import analyze, plan_video
 from dctoon.errors import InputError
@@ -44,9 +44,9 @@ def detector() -> FaceDetector:
 @pytest.fixture(scope="module")
 def truth(detector):
     """Every-frame detections per video, computed once per module."""
-    cache: dict[str, Track] = {}
+    cache: dict[str, Sightings] = {}
 
-    def get(name: str) -> Track:
+    def get(name: str) -> Sightings:
         if name not in cache:
             cache[name] = analyze(need(VIDEOS / name), detector, every=1, max_side=TRUTH_SIDE)
         return cache[name]
@@ -249,7 +249,7 @@ def test_analyze_bad_input_is_one_line(detector, tmp_path):
 
 # --- video: the plan on real footage ------------------------------------------------------------
 
-def naive_path(track: Track, frame_hw, aspect: float) -> np.ndarray:
+def naive_path(track: Sightings, frame_hw, aspect: float) -> np.ndarray:
     """The baseline: every frame centred on that frame's biggest face, eyes on the upper third."""
     fh, fw = frame_hw
     w, h = window_size(frame_hw, aspect)
@@ -264,7 +264,7 @@ def naive_path(track: Track, frame_hw, aspect: float) -> np.ndarray:
     return np.array(out)
 
 
-def inside_margin(windows: np.ndarray, track: Track) -> tuple[float, float]:
+def inside_margin(windows: np.ndarray, track: Sightings) -> tuple[float, float]:
     """Smallest distance from a detected subject face box to the window edge over all frames
     (negative: outside), in pixels and as a fraction of that face's size."""
     worst_px, worst_rel = np.inf, np.inf
@@ -342,9 +342,9 @@ def test_plan_video_end_to_end(detector):
 
 # --- video: planner behaviour on synthetic tracks -----------------------------------------------
 
-def synthetic(n: int, faces_at, cuts=(0,), hw=(720, 1280), fps=30.0, every=3) -> Track:
+def synthetic(n: int, faces_at, cuts=(0,), hw=(720, 1280), fps=30.0, every=3) -> Sightings:
     detected = [i for i in range(n) if i % every == 0 or i in cuts]
-    return Track(hw, fps, np.arange(n) / fps, np.array(detected), [faces_at(i) for i in detected],
+    return Sightings(hw, fps, np.arange(n) / fps, np.array(detected), [faces_at(i) for i in detected],
                  np.array(cuts), every)
 
 

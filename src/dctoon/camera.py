@@ -3,7 +3,7 @@ out. No I/O: :mod:`dctoon.video.analyze` decodes the video and runs the detector
 
 Two passes, like the auto-reframe tools that work well (an online follower must either lag or
 jitter; offline, the camera can anticipate). The first (:func:`dctoon.video.analyze.analyze`)
-gives a :class:`Track`: faces every few frames, on scene cuts, and densely where a face moved
+gives the :class:`Sightings` of a span: faces every few frames, on scene cuts, and densely where a face moved
 fast. :func:`plan` turns it into windows. The window size is fixed (no zoom pumping).
 Detections are linked into per-person tracklets, one subject is chosen per shot (the most
 prominent person over time, joined by faces close enough to share the frame) and kept until it
@@ -23,11 +23,11 @@ import numpy as np
 from .face import Face
 from .framing import EYE_LINE, PROMINENT, SURE, axis_range, clip_box, eye_y, union, window_size
 
-__all__ = ["Track", "motion_stats", "plan", "plan_path", "refine_needed"]
+__all__ = ["Sightings", "motion_stats", "plan", "plan_path", "refine_needed"]
 
 @dataclass
-class Track:
-    """What :func:`analyze` saw: faces on the detection frames, in full-resolution pixels.
+class Sightings:
+    """What :func:`dctoon.video.analyze.analyze` saw: faces on the detection frames, in full-resolution pixels.
 
     ``frame_hw`` is the upright (rotation applied) size of the decoded frames; ``times`` has one
     timestamp per decoded frame (seconds, the stream's pts); ``detected`` the indices of the
@@ -49,7 +49,7 @@ class Track:
     def n_frames(self) -> int:
         return len(self.times)
 
-    def thinned(self, every: int) -> "Track":
+    def thinned(self, every: int) -> "Sightings":
         """The track :func:`analyze` would have returned with ``every`` (and this ``refine``),
         from a track analysed with ``every=1``.
 
@@ -68,7 +68,7 @@ class Track:
                 keep.extend(range(prev + 1, i))
             keep.append(i)
             prev = i
-        return Track(self.frame_hw, self.fps, self.times, self.detected[keep],
+        return Sightings(self.frame_hw, self.fps, self.times, self.detected[keep],
                      [self.faces[k] for k in keep], self.cuts, every, self.seconds, self.refine)
 
 
@@ -397,7 +397,7 @@ def motion_stats(windows: np.ndarray) -> dict[str, float]:
 
 
 def plan(
-    track: Track,
+    track: Sightings,
     frame_hw: tuple[int, int] | None,
     aspect: float,
     fps: float | None = None,
@@ -426,7 +426,7 @@ def plan(
     return plan_path(track, frame_hw, aspect, fps, smooth, dead_zone, margin, subpixel)[0]
 
 
-def plan_path(track: Track, frame_hw, aspect: float, fps, smooth: float, dead_zone: float, margin: float,
+def plan_path(track: Sightings, frame_hw, aspect: float, fps, smooth: float, dead_zone: float, margin: float,
           subpixel: bool) -> tuple[np.ndarray, np.ndarray]:
     """:func:`plan`, plus a per-frame mask of the frames that had a subject."""
     fh, fw = (int(v) for v in (frame_hw or track.frame_hw))

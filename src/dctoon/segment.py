@@ -26,7 +26,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from . import hub
+from . import download
 from .errors import ModelError
 from .formats.tflite_onnx import tflite_to_onnx
 from .runtime import session
@@ -143,7 +143,7 @@ def _installed_mediapipe(name: str) -> Path | None:
         for s in MODELS[name]:
             if s.member.startswith(_WHEEL_DIR):
                 f = Path(root) / s.member[len("mediapipe/"):]
-                if f.is_file() and hub.file_sha256(f) in _known(name):
+                if f.is_file() and download.file_sha256(f) in _known(name):
                     return f
     return None
 
@@ -273,9 +273,9 @@ def ensure_model(name: str = DEFAULT_MODEL, progress: bool | None = None, *, url
         file = Path(urllib.parse.urlsplit(s.url).path).name or "archive"
         archive = downloads_dir() / "segment" / file
         try:
-            hub.download_url(s.url, archive, size=s.size, sha256=(s.sha256,), progress=progress,
+            download.download_url(s.url, archive, size=s.size, sha256=(s.sha256,), progress=progress,
                              what=f"{file} (segmentation model '{name}')")
-        except hub.Unreachable as e:
+        except download.Unreachable as e:
             failed.append(f"{s.url} ({e.reason})")
             continue
         try:

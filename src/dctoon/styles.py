@@ -40,7 +40,7 @@ import numpy as np
 
 from . import ttn
 from .errors import ModelError
-from .hub import file_sha256
+from .download import file_sha256
 from .paths import downloads_dir
 from .paths import styles_dir as user_dir
 from .runtime import session
@@ -450,17 +450,17 @@ def _files_card(*paths: Path) -> dict:
 def import_style(path: str | os.PathLike, name: str | None = None, *, preview: bool = True) -> Path:
     """Convert a model file or folder (style folder, official ModelScope layout, local ModelScope
     cache; or an official style's name: found in the ModelScope cache) into a user style."""
-    from . import hub
+    from . import modelscope
 
     src = Path(path).expanduser()
     off = None
     if not src.exists():
         if str(path) in OFFICIAL:
             off = OFFICIAL[str(path)]
-            found = hub.find_local(off.model_id)
+            found = modelscope.find_local(off.model_id)
             if found is None:
                 raise ModelError(f"no local ModelScope copy of {off.model_id} found under "
-                                 f"{hub.cache_roots()[0]}: run `dctoon styles download {off.name}` instead")
+                                 f"{modelscope.cache_roots()[0]}: run `dctoon styles download {off.name}` instead")
             src = found
         else:
             raise ModelError(f"{src}: no such file or folder")
@@ -491,7 +491,7 @@ def import_style(path: str | os.PathLike, name: str | None = None, *, preview: b
 def download(name: str, endpoint: str | None = None, *, revision: str | None = None,
              progress: bool | None = None, preview: bool = True) -> Path:
     """Download an official style from ModelScope, convert it, and install it (atomically)."""
-    from . import hub
+    from . import modelscope
 
     if name not in OFFICIAL:
         have = installed()
@@ -504,8 +504,8 @@ def download(name: str, endpoint: str | None = None, *, revision: str | None = N
     if (dest / CARD).is_file():
         return dest
     rev = revision or o.revision
-    base = hub.endpoint(endpoint)
-    remote = {f.path: f for f in hub.list_files(o.model_id, rev, base)}
+    base = modelscope.endpoint(endpoint)
+    remote = {f.path: f for f in modelscope.list_files(o.model_id, rev, base)}
     head_path, bg_path = pick_graphs(list(remote), f"{o.model_id} on {base}")
     known = dict(o.sha256) if rev == o.revision else {}
     sizes = dict(o.size) if rev == o.revision else {}
@@ -516,7 +516,7 @@ def download(name: str, endpoint: str | None = None, *, revision: str | None = N
         if f.size is None and role in sizes:
             f.size = sizes[role]
         expect = (known[role],) if role in known else ()
-        local[role] = hub.fetch(o.model_id, rev, f, work / path, base=base, sha256=expect, progress=progress)
+        local[role] = modelscope.fetch(o.model_id, rev, f, work / path, base=base, sha256=expect, progress=progress)
     origin = {"model_id": o.model_id, "revision": rev, "endpoint": base, "url": o.url,
               "files": {p: {"sha256": file_sha256(local[r]), "size": local[r].stat().st_size}
                         for r, p in (("head", head_path), ("background", bg_path))}}

@@ -77,6 +77,18 @@ def center_square(img: np.ndarray) -> np.ndarray:
     return img[y:y + s, x:x + s]
 
 
+def save_checkpoint(state: dict, path: Path) -> Path:
+    """``torch.save`` to a temp file, then rename: a kill mid-write never leaves half a checkpoint."""
+    import os
+
+    import torch
+
+    tmp = Path(path).with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return Path(path)
+
+
 def write_json(path: Path, obj) -> None:
     Path(path).write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
 

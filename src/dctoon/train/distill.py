@@ -37,7 +37,7 @@ import torch
 
 from dctoon.errors import InputError
 
-from ._util import dataset_files, read_bgr
+from ._util import dataset_files, read_bgr, save_checkpoint
 from .settings import DistillSettings
 from .model import Generator, guided_filter
 from .ttn import save_grid, stop_deadline
@@ -297,11 +297,7 @@ class Distiller:
                 "n_images": self.n_images, "history": self.history, "kind": "distill"}
 
     def save(self) -> Path:
-        path = self.out / "checkpoint.pt"
-        tmp = path.with_suffix(".tmp")
-        torch.save(self.state(), tmp)
-        os.replace(tmp, path)
-        return path
+        return save_checkpoint(self.state(), self.out / "checkpoint.pt")
 
     def load(self, path: Path) -> None:
         st = torch.load(path, map_location=self.dev, weights_only=False)

