@@ -172,7 +172,7 @@ def main() -> None:
     ap.add_argument("--faces", type=int, default=60, help="held-out face photos of data/face-photos")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--sheet", action="store_true", help="render docs/contact-sheets/styles.png")
-    ap.add_argument("--json", default=str(ROOT / "bench" / "fidelity.json"))
+    ap.add_argument("--json", default=str(CACHE / "fidelity.json"))
     ap.add_argument("--teachers-only", action="store_true", help="only fill the teachers' cache (any style list)")
     args = ap.parse_args()
     if args.strip:

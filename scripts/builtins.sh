@@ -42,7 +42,7 @@ case "$1" in
       n=$(name "$style"); [ -d "src/dctoon/builtin/$n" ] || continue
       $PY -c "
 import json, sys
-r = json.load(open('bench/fidelity.json'))['$style']
+r = json.load(open('bench/.cache/fidelity.json'))['$style']
 f = r['faces']
 r['summary'] = (f\"{r['mean_psnr']:.1f} dB mean PSNR to the teacher through the compound pipeline; faces detected \"
                 f\"{f['faces_student']:.1%} (teacher {f['faces_teacher']:.1%})\")

@@ -18,7 +18,8 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-s", "--style", help="style name (see `dctoon styles`) or path to a model file/folder "
                    "(.onnx, .tflite, DCT-Net .pb, style folder); default: the first built-in style")
     p.add_argument("--max-side", type=int, metavar="PX",
-                   help="downscale so the longest side is at most PX (default: keep the input's resolution)")
+                   help="downscale so the longest side is at most PX (default: keep the input's resolution, up "
+                        "to this machine's budget of 50 MP per picture: larger ones are refused from the header)")
     p.add_argument("--no-faces", action="store_true",
                    help="whole frame with the background model only (no face detection / head model)")
     p.add_argument("--min-face", type=int, default=40, metavar="PX",
@@ -272,7 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Stylize images: faces by the head model on an aligned crop, the rest by the background model."))
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     p.add_argument("-o", "--output", metavar="OUTPUT",
-                   help="output file (one input) or folder (default: current folder, NAME_STYLE.EXT)")
+                   help="one input: an output file NAME.EXT (must not exist) or a folder; several inputs: a folder "
+                        "(default: the current folder, NAME_STYLE.EXT; an earlier output there is kept and the new "
+                        "one numbered). All names are planned first: a clash with an input or between two "
+                        "outputs is refused before any work")
     _add_style_options(p)
     _add_frame_options(p, "image")
     p.set_defaults(func=cmd_image)
@@ -281,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Stylize a video: streaming, audio kept, faces tracked and smoothed, background flicker reduced."))
     p.add_argument("input", metavar="INPUT", help="video file")
     p.add_argument("-o", "--output", metavar="OUTPUT",
-                   help="output .mp4/.mov/.m4v/.mkv file or folder (default: NAME_STYLE.mp4 here)")
+                   help="output .mp4/.mov/.m4v/.mkv file (must not exist) or folder (default: NAME_STYLE.mp4 here; "
+                        "an earlier output is kept and the new one numbered)")
     _add_style_options(p)
     _add_frame_options(p, "video")
     p.add_argument("--start", type=float, metavar="S", help="start at S seconds of the input")
