@@ -191,6 +191,7 @@ def main() -> None:
         table[style], outs = evaluate(style, sets, args.threads, args.students)
         keep = [i for i, (n, _) in enumerate(sets["images"]) if n in SHEET_IMAGES]
         sheet_rows[style] = tuple([o[i] for i in keep] for o in outs["images"])
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(table, indent=1) + "\n")
     print("\n| style | faces PSNR / SSIM | images PSNR / SSIM | frames PSNR / SSIM | mean PSNR |"
           " faces detected: teacher / student / photo |")

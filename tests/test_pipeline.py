@@ -131,3 +131,24 @@ def test_big_faces_get_a_crop_as_sharp_as_the_frame(fp16_model, cartoonizer):
         assert scale >= 0.99 or size == 768 or size == 288  # crop pixels >= frame pixels unless capped
     fixed = dctoon.load(str(fp16_model), max_head_size=288)
     assert fixed.crop_size(face) == 288
+
+
+def test_the_cartoonizer_contract(cartoonizer, fp16_model):
+    """Settings are frozen and never changed under the caller; configure() and fork() share the
+    loaded models; fork() gives a concurrent job its own face detector; unknown options are refused."""
+    import dataclasses
+
+    mine = dctoon.Settings(max_side=256)
+    c = dctoon.load(str(fp16_model), mine, faces=False)
+    assert mine == dctoon.Settings(max_side=256) and c.settings.faces is False and c.settings.max_side == 256
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.settings.max_side = 10
+    with pytest.raises(TypeError, match="unknown option 'colour'"):
+        dctoon.load(str(fp16_model), colour="red")
+    job = cartoonizer.configure(max_side=128)
+    assert job.head is cartoonizer.head and job.settings.max_side == 128 and cartoonizer.settings.max_side is None
+    detector = cartoonizer.detector
+    forked = cartoonizer.fork()
+    assert forked.head is cartoonizer.head and forked.detector is not detector and cartoonizer.detector is detector
+    img = rgb("portrait-512.jpg")
+    np.testing.assert_array_equal(forked.stylize(img), cartoonizer.stylize(img))
