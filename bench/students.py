@@ -52,14 +52,14 @@ def main() -> None:
     args = ap.parse_args()
     print(f"{platform.machine()}, {__import__('os').cpu_count()} cores, onnxruntime fp32, 1280x720, best of"
           f" {args.repeat}\n")
-    print("| width / blocks | MAC per pixel | ms per 720p frame | vs c=32/4 |")
+    print("| width / blocks | MAC per pixel | ms per 720p frame | speed vs c=32/4 |")
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as d:
         base = None
         for c, b in SIZES:
             ms = time_graph(c, b, args.threads, args.repeat, Path(d))
             base = base or ms
-            print(f"| c={c} / {b} | {ttn.mac_per_pixel(c, b):,} | {ms:.0f} | {base / ms:.2f}x faster |", flush=True)
+            print(f"| c={c} / {b} | {ttn.mac_per_pixel(c, b):,} | {ms:.0f} | {base / ms:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

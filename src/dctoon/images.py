@@ -191,7 +191,7 @@ def write_image(path: Path, rgb: np.ndarray, quality: int = 95) -> None:
 
 
 def expand_inputs(items: list[str]) -> list[Path]:
-    """Files, folders (their images, sorted) and glob patterns -> image paths, in order."""
+    """Files, folders (their images, sorted) and glob patterns -> image paths, in order, each once."""
     import glob
 
     out: list[Path] = []
@@ -208,4 +208,7 @@ def expand_inputs(items: list[str]) -> list[Path]:
             out += [m for m in matches if m.is_file()]
         else:
             raise InputError(f"{item}: no such file or folder")
-    return out
+    unique: dict[Path, Path] = {}  # a file named twice (a folder and a pattern over it) is one input
+    for p in out:
+        unique.setdefault(p.resolve(), p)
+    return list(unique.values())
