@@ -1,10 +1,12 @@
-"""End-to-end video speed and peak memory: our streaming pipeline vs the seed's naive loop.
+"""End-to-end video speed and peak memory: our streaming pipeline vs a baseline, interleaved.
 
-    python bench/video.py --style ../shared/models/reference/whitebox_cartoon_gan_fp16.tflite \
-        [--seconds N] [VIDEO ...]
+    python bench/video.py --style ../shared/models/official/dctnet_anime.tflite \
+        [--against reference|seed] [--rounds 2] [--seconds N] [VIDEO ...]
 
-Each shared video at its native size, the same weights for both:
+Each shared video, the same weights for both, run baseline, ours, baseline, ours (``--rounds``):
 
+* reference (default): the official DCT-Net loop (``bench/reference.py``: TF1 session, short side
+  capped at 720, background graph on the frame, head graph on one 288 crop, imageio in and out).
 * seed: imageio reader -> ``Cartoonizer.stylize`` on every RGB frame (the compound image
   pipeline: detection, heads, background) -> imageio H.264 writer; no audio, no temporal work.
 * ours: ``Cartoonizer.stylize_video`` (PyAV decode / stylize / encode threads, face tracking,
@@ -12,7 +14,7 @@ Each shared video at its native size, the same weights for both:
 
 Every (video, path) runs in a fresh subprocess so its peak RSS (``ru_maxrss``) is its own;
 frames/s counts the wall time from opening the input to the closed output (model loading
-excluded). Needs ``imageio`` and ``imageio-ffmpeg`` for the seed loop.
+excluded). The baselines need the test extra (tensorflow-cpu, imageio, imageio-ffmpeg).
 """
 
 from __future__ import annotations
@@ -54,18 +56,26 @@ def seed_loop(cartoonizer, src: Path, dst: Path, seconds: float | None) -> int:
 
 
 def worker(which: str, src: Path, style: str, seconds: float | None) -> dict:
+    """One timed run in this process: models loaded first, then the clock runs until the output is closed."""
     sys.path.insert(0, str(ROOT / "src"))
-    from dctoon.pipeline import load
-
-    cartoonizer = load(style)
-    cartoonizer.detector  # noqa: B018 - load the face detector before timing
     with tempfile.TemporaryDirectory() as tmp:
         dst = Path(tmp) / "out.mp4"
-        t0 = time.perf_counter()
-        if which == "seed":
-            frames = seed_loop(cartoonizer, src, dst, seconds)
+        if which == "reference":  # only TensorFlow in this process: its peak memory is its own
+            from reference import OfficialGraphs, reference_loop
+
+            graphs = OfficialGraphs(Path(style))
+            t0 = time.perf_counter()
+            frames = reference_loop(graphs, src, dst, seconds)
         else:
-            frames = cartoonizer.stylize_video(src, dst, end=seconds, bar=False).frames
+            from dctoon.pipeline import load
+
+            cartoonizer = load(style)
+            cartoonizer.detector  # noqa: B018 - load the face detector before timing
+            t0 = time.perf_counter()
+            if which == "seed":
+                frames = seed_loop(cartoonizer, src, dst, seconds)
+            else:
+                frames = cartoonizer.stylize_video(src, dst, end=seconds, bar=False).frames
         wall = time.perf_counter() - t0
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return {"frames": frames, "wall": wall, "fps": frames / wall, "rss_mib": rss_kib / 1024}
@@ -76,7 +86,9 @@ def main(argv=None) -> int:
     ap.add_argument("videos", nargs="*", type=Path, help="default: all of ../shared/media/videos")
     ap.add_argument("--style", default=str(FP16))
     ap.add_argument("--seconds", type=float, help="only the first N seconds of each video (default: all)")
-    ap.add_argument("--worker", choices=["seed", "ours"], help=argparse.SUPPRESS)
+    ap.add_argument("--against", choices=["reference", "seed"], default="reference")
+    ap.add_argument("--rounds", type=int, default=2, help="baseline/ours pairs per video, interleaved")
+    ap.add_argument("--worker", choices=["seed", "reference", "ours"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args.worker, args.videos[0], args.style, args.seconds)))
@@ -86,8 +98,9 @@ def main(argv=None) -> int:
     load = os.getloadavg()[0]
     print(f"# {platform.node()} {platform.machine()}, {cpu} CPU cores, no GPU, load average {load:.1f} "
           f"at start (shared machine); style {Path(args.style).name}; seconds={args.seconds or 'all'}")
-    head = (f"| {'video':<28} | {'size':>9} | {'frames':>6} | {'seed fps':>8} | {'ours fps':>8} | "
-            f"{'speed-up':>8} | {'seed peak RSS':>13} | {'ours peak RSS':>13} |")
+    base = args.against
+    head = (f"| {'video':<28} | {'size':>9} | {'frames':>6} | {base + ' fps':>13} | {'ours fps':>8} | "
+            f"{'ours/' + base:>14} | {base + ' peak RSS':>18} | {'ours peak RSS':>13} |")
     print(head)
     print("|" + "|".join("-" * len(c) for c in head.split("|")[1:-1]) + "|")
     import av
@@ -96,22 +109,24 @@ def main(argv=None) -> int:
         with av.open(str(path)) as c:
             v = c.streams.video[0]
             size = f"{v.codec_context.width}x{v.codec_context.height}"
-        res = {}
-        for which in ("seed", "ours"):
-            cmd = [sys.executable, __file__, "--worker", which, "--style", args.style, str(path)]
-            if args.seconds:
-                cmd += ["--seconds", str(args.seconds)]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode:
-                print(f"# {path.name} {which} failed: {proc.stderr.strip().splitlines()[-1:]}")
-                res[which] = None
-                continue
-            res[which] = json.loads(proc.stdout.strip().splitlines()[-1])
-        s, o = res["seed"], res["ours"]
-        if not (s and o):
+        res: dict[str, list] = {base: [], "ours": []}
+        for _ in range(args.rounds):
+            for which in (base, "ours"):
+                cmd = [sys.executable, __file__, "--worker", which, "--style", args.style, str(path)]
+                if args.seconds:
+                    cmd += ["--seconds", str(args.seconds)]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode:
+                    print(f"# {path.name} {which} failed: {proc.stderr.strip().splitlines()[-1:]}")
+                    continue
+                res[which].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        if not (res[base] and res["ours"]):
             continue
-        print(f"| {path.name:<28} | {size:>9} | {o['frames']:>6} | {s['fps']:>8.2f} | {o['fps']:>8.2f} | "
-              f"{o['fps'] / s['fps']:>7.2f}x | {s['rss_mib']:>9.0f} MiB | {o['rss_mib']:>9.0f} MiB |", flush=True)
+        fps = {k: sum(r["fps"] for r in v) / len(v) for k, v in res.items()}
+        rss = {k: max(r["rss_mib"] for r in v) for k, v in res.items()}
+        print(f"| {path.name:<28} | {size:>9} | {res['ours'][0]['frames']:>6} | {fps[base]:>13.2f} | "
+              f"{fps['ours']:>8.2f} | {fps['ours'] / fps[base]:>13.2f}x | {rss[base]:>14.0f} MiB | "
+              f"{rss['ours']:>9.0f} MiB |", flush=True)
     return 0
 
 
