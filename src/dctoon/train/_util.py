@@ -89,6 +89,16 @@ def save_checkpoint(state: dict, path: Path) -> Path:
     return Path(path)
 
 
+def log_step(folder: Path, step: int, elapsed: float, logs: dict[str, float], **extra) -> None:
+    """One training step's losses: checked finite, appended to ``folder/log.jsonl`` and printed."""
+    if not all(math.isfinite(v) for v in logs.values()):
+        raise FloatingPointError(f"non-finite loss at step {step}: {logs}")
+    line = json.dumps({"step": step, "elapsed_s": round(elapsed, 1), **extra, **{k: round(v, 5) for k, v in logs.items()}})
+    with open(Path(folder) / "log.jsonl", "a") as f:
+        f.write(line + "\n")
+    print(line, flush=True)
+
+
 def write_json(path: Path, obj) -> None:
     Path(path).write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
 

@@ -37,7 +37,7 @@ import torch
 
 from dctoon.errors import InputError
 
-from ._util import dataset_files, read_bgr, save_checkpoint
+from ._util import dataset_files, log_step, read_bgr, save_checkpoint
 from .settings import DistillSettings
 from .model import Generator, guided_filter
 from .ttn import save_grid, stop_deadline
@@ -382,22 +382,16 @@ class Distiller:
             now = time.time()
             self.elapsed += now - t_last
             t_last = now
-            if not all(math.isfinite(v) for v in logs.values()):
-                raise FloatingPointError(f"non-finite loss at step {self.step}: {logs}")
             stop = now >= self.deadline
-            rec = None
+            val = {}
             if self.step % s.sample_every == 0 or self.step == s.steps or stop:
-                rec = {"step": self.step, "elapsed_s": round(self.elapsed, 1), "val_psnr": round(self.validate(), 3)}
-                self.history.append(rec)
+                val = {"val_psnr": round(self.validate(), 3)}
+                self.history.append({"step": self.step, "elapsed_s": round(self.elapsed, 1), **val})
                 self.sample()
                 self.save()
                 t_last = time.time()
-            if self.step % 25 == 0 or rec:
-                line = {"step": self.step, "elapsed_s": round(self.elapsed, 1), "lr": round(self.lr_at(self.step), 6),
-                        **{k: round(v, 5) for k, v in logs.items()}, **(rec or {})}
-                with open(self.out / "log.jsonl", "a") as log:
-                    log.write(json.dumps(line) + "\n")
-                print(json.dumps(line), flush=True)
+            if self.step % 25 == 0 or val or not all(math.isfinite(v) for v in logs.values()):
+                log_step(self.out, self.step, self.elapsed, logs, lr=round(self.lr_at(self.step), 6), **val)
             if stop:
                 print(f"distill: stop time {s.stop_at} reached at step {self.step}", flush=True)
                 break

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from dctoon.errors import InputError
 from dctoon.ttn import config_of
 
-from ._util import LANDMARKS_FILE, dataset_files, read_bgr, save_checkpoint
+from ._util import LANDMARKS_FILE, dataset_files, log_step, read_bgr, save_checkpoint
 from .settings import TTNSettings
 
 from .losses import (ContentLoss, PatchDiscriminator, abstraction, outline_mask, shift_loss, soften_edges,
@@ -319,14 +319,8 @@ class Trainer:
             now = time.time()
             self.elapsed += now - t_last
             t_last = now
-            if not all(math.isfinite(v) for v in logs.values()):
-                raise FloatingPointError(f"non-finite loss at step {self.step}: {logs}")
-            if self.step % 25 == 0 or self.step == 1:
-                rec = {"step": self.step, "elapsed_s": round(self.elapsed, 1),
-                       **{k: round(v, 5) for k, v in logs.items()}}
-                with open(self.out / "log.jsonl", "a") as log:
-                    log.write(json.dumps(rec) + "\n")
-                print(json.dumps(rec), flush=True)
+            if self.step % 25 == 0 or self.step == 1 or not all(math.isfinite(v) for v in logs.values()):
+                log_step(self.out, self.step, self.elapsed, logs)
             stop = now >= self.deadline
             if self.step % s.sample_every == 0:
                 self.sample()
