@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 import dctoon
-from dctoon.train._util import dataset_files
+from dctoon.train._util import dataset_files, psnr
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -41,11 +41,6 @@ OFFICIAL = SHARED / "models" / "official"
 CACHE = ROOT / "bench" / ".cache"
 STYLES = ["anime", "3d", "handdrawn", "sketch", "artstyle", "sd-design", "sd-illustration"]
 BUILTIN = {"sd-design": "design", "sd-illustration": "illustration"}  # official name -> built-in name
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -113,8 +108,8 @@ def evaluate(style: str, sets, threads: int, students: str | None) -> tuple[dict
         t1 = time.time()
         got = stylize_all(student, items, None)
         t2 = time.time()
-        row[name] = {"n": len(items), "psnr": float(np.mean([psnr(a, b) for a, b in zip(got, ref)])),
-                     "psnr_min": float(np.min([psnr(a, b) for a, b in zip(got, ref)])),
+        scores = [psnr(a, b) for a, b in zip(got, ref)]
+        row[name] = {"n": len(items), "psnr": float(np.mean(scores)), "psnr_min": float(np.min(scores)),
                      "ssim": float(np.mean([ssim(a, b) for a, b in zip(got, ref)])),
                      "student_s": round(t2 - t1, 1)}
         if name == "faces":

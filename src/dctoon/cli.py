@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 from .errors import DctoonError, InputError
 
@@ -50,7 +51,7 @@ def _load(args):
     return load(args.style, settings)
 
 
-def _default_name(src: Path, style: str, alpha: bool) -> str:
+def _image_name(src: Path, style: str, alpha: bool) -> str:
     from .images import IMAGE_SUFFIXES
 
     ext = src.suffix.lower() if src.suffix.lower() in IMAGE_SUFFIXES else ".png"
@@ -68,18 +69,17 @@ def _unused(path: Path) -> Path:
     return candidate
 
 
-def plan_outputs(paths: list[Path], out: Path | None, style: str, transparent: bool) -> list[Path]:
-    """Every output name, decided before any work: one input with ``-o NAME.EXT`` is that file (which
-    must not exist yet); otherwise ``-o`` is a folder (default: here) of ``NAME_STYLE.EXT``, an earlier
-    output there kept by numbering the new one. Clashes (an output that is an input, two outputs with
-    one name) are refused in one line."""
-    from .images import IMAGE_SUFFIXES, has_alpha
-
-    as_file = out is not None and not out.is_dir() and out.suffix.lower() in IMAGE_SUFFIXES
+def plan_outputs(paths: list[Path], out: Path | None, name: Callable[[Path], str], suffixes,
+                 what: str) -> list[Path]:
+    """Every output name, decided before any work: one input with ``-o NAME.EXT`` (an extension in
+    ``suffixes``) is that file, which must not exist yet; otherwise ``-o`` is a folder (default: here)
+    of ``name(input)``, an earlier output there kept by numbering the new one. Clashes (an output that
+    is an input, two outputs with one name) are refused in one line."""
+    as_file = out is not None and not out.is_dir() and out.suffix.lower() in suffixes
     if len(paths) > 1 and out is not None and (as_file or out.is_file()):
         raise InputError(f"-o {out}: {len(paths)} inputs need an output folder, not a file name")
     if out is not None and out.is_file() and not as_file:
-        raise InputError(f"-o {out}: a file that is not an image; name an image file or a folder")
+        raise InputError(f"-o {out}: a file that is not {what}; name {what} file or a folder")
     inputs = {p.resolve(): p for p in paths}
     plan: list[Path] = []
     taken: dict[Path, Path] = {}
@@ -89,7 +89,7 @@ def plan_outputs(paths: list[Path], out: Path | None, style: str, transparent: b
             if dst.exists() and dst.resolve() not in inputs:
                 raise InputError(f"{dst} exists: choose another output name or remove it (nothing is overwritten)")
         else:
-            dst = (out or Path(".")) / _default_name(src, style, transparent or has_alpha(src))
+            dst = (out or Path(".")) / name(src)
             if dst.resolve() not in inputs:
                 dst = _unused(dst)
         key = dst.resolve()
@@ -106,21 +106,24 @@ def plan_outputs(paths: list[Path], out: Path | None, style: str, transparent: b
 def cmd_image(args) -> int:
     from tqdm import tqdm
 
-    from .images import expand_inputs, frame_count, read_image, write_image
+    from .images import IMAGE_SUFFIXES, expand_inputs, image_header, read_image, write_image
 
     paths = expand_inputs(args.inputs)
     if not paths:
         raise InputError("no input images found")
     cartoonizer = _load(args)
+    style = Path(cartoonizer.style.name).stem
     transparent = cartoonizer.backdrop is not None and cartoonizer.backdrop.kind == "transparent"
-    plan = plan_outputs(paths, Path(args.output) if args.output else None, Path(cartoonizer.style.name).stem,
-                        transparent)
+    headers = {src: image_header(src) for src in paths}
+    plan = plan_outputs(paths, Path(args.output) if args.output else None,
+                        lambda src: _image_name(src, style, transparent or headers[src][0]), IMAGE_SUFFIXES,
+                        "an image")
     written, failed = [], 0
     try:
         for src, dst in tqdm(list(zip(paths, plan)), unit="img", disable=len(paths) < 2, file=sys.stderr):
             try:
                 image = read_image(src, max_side=args.max_side)
-                frames = frame_count(src)
+                frames = headers[src][1]
                 if frames > 1:
                     print(f"dctoon: note: {src} is animated ({frames} frames): only the first is stylized"
                           " (`dctoon video` stylizes them all)", file=sys.stderr)
@@ -144,13 +147,9 @@ def cmd_video(args) -> int:
     src = Path(args.input)
     check_span(args.start, args.end)
     cartoonizer = _load(args)
-    out = Path(args.output) if args.output else None
-    if out is not None and not out.is_dir() and out.suffix.lower() in OUTPUT_FORMATS:
-        if out.exists() and out.resolve() != src.resolve():
-            raise InputError(f"{out} exists: choose another output name or remove it (nothing is overwritten)")
-        dst = out
-    else:
-        dst = _unused((out or Path(".")) / f"{src.stem}_{Path(cartoonizer.style.name).stem}.mp4")
+    style = Path(cartoonizer.style.name).stem
+    dst = plan_outputs([src], Path(args.output) if args.output else None, lambda s: f"{s.stem}_{style}.mp4",
+                       OUTPUT_FORMATS, "a video")[0]
     remove_stale_partials(dst.parent)
 
     def terminate(signum, frame):  # a kill (SIGTERM) cleans up like Ctrl-C

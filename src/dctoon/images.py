@@ -71,26 +71,18 @@ def _check_pixels(path: Path, w: int, h: int, max_side: int | None, budget: int,
                             if max_side else "") + ": make it smaller first")
 
 
-def has_alpha(path: Path) -> bool:
-    """Whether an image file has transparency, from its header (False when it cannot be read)."""
+def image_header(path: Path) -> tuple[bool, int]:
+    """(has transparency, frames) of an image file from its header, without decoding it; an
+    animated GIF, WebP or PNG has several frames. (False, 1) when it cannot be read: reading it
+    properly reports the problem later, in one line."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            return im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
-    except Exception:  # noqa: BLE001 - reading it properly reports the problem later, in one line
-        return False
-
-
-def frame_count(path: Path) -> int:
-    """Frames in an image file (an animated GIF, WebP or PNG has several), from its header."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return int(getattr(im, "n_frames", 1))
-    except Exception:  # noqa: BLE001 - unreadable files are reported by read_image
-        return 1
+            alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+            return alpha, int(getattr(im, "n_frames", 1))
+    except Exception:  # noqa: BLE001
+        return False, 1
 
 
 def check_input(path) -> Path:
@@ -150,8 +142,7 @@ def temp_beside(path: Path, suffix: str) -> tuple[int, str]:
     """A new hidden temp file in the target's folder (created if needed): (fd, name)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(prefix=f".{path.stem if suffix.startswith('.partial') else path.name}.",
-                                suffix=suffix, dir=path.parent)
+        return tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     except OSError as e:
         raise write_error(path, e) from None
 

@@ -23,7 +23,7 @@ class TTN:
         path = Path(path)
         # Every format (ours, .tflite, frozen .pb) is read into weights and rebuilt as our own graph:
         # one parse per file, and the session always runs the graph this version of dctoon writes.
-        imported = read_any(path)
+        self.imported = imported = read_any(path)  # the weights and filter, for whoever needs them (distillation)
         model_bytes = imported.onnx().SerializeToString()
         self.path = path
         self.session = session(model_bytes, threads)

@@ -116,6 +116,10 @@ class SceneCuts:
     def thumbnail(cls, grey: np.ndarray) -> np.ndarray:
         return cv2.resize(np.ascontiguousarray(grey), cls.SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
 
+    def reset(self) -> None:
+        """Forget the previous frame: the next one does not start a shot."""
+        self._prev = None
+
     def __call__(self, thumb: np.ndarray) -> bool:
         """Whether the frame with this thumbnail starts a new shot (the first frame does not)."""
         cut = self._prev is not None and float(np.abs(thumb - self._prev).mean()) > self.threshold
@@ -138,7 +142,6 @@ class FaceTracker:
         self.detect_every = max(1, int(detect_every))
         self.fade, self.hold = fade, hold
         self.min_cutoff, self.beta = min_cutoff, beta
-        self.cut_threshold = cut_threshold
         self.tracks: list[Track] = []
         self._next_id = 0
         self._prev_gray: np.ndarray | None = None

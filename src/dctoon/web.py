@@ -524,7 +524,8 @@ def build(app: App, url: str = "http://127.0.0.1:7860/"):
                           backdrop_kind="keep", color_value="#ffffff", backdrop_image=None, crop_name=ORIGINAL,
                           progress=gr.Progress()):
             """Stylize a video (audio kept): returns the result video and a summary line."""
-            return app.stylize_video(video and uploaded(video, "video"), style_name, mode_name, max_side, start_s, end_s, progress, part_name,
+            return app.stylize_video(video and uploaded(video, "video"), style_name, mode_name, max_side, start_s,
+                                     end_s, progress, part_name,
                                      backdrop_value(backdrop_kind, color_value, backdrop_image), crop_name)
 
         look = [part, backdrop, color, bg_image, crop]

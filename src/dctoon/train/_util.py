@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import typing
 from pathlib import Path
 
@@ -93,10 +94,22 @@ def log_step(folder: Path, step: int, elapsed: float, logs: dict[str, float], **
     """One training step's losses: checked finite, appended to ``folder/log.jsonl`` and printed."""
     if not all(math.isfinite(v) for v in logs.values()):
         raise FloatingPointError(f"non-finite loss at step {step}: {logs}")
-    line = json.dumps({"step": step, "elapsed_s": round(elapsed, 1), **extra, **{k: round(v, 5) for k, v in logs.items()}})
+    losses = {k: round(v, 5) for k, v in logs.items()}
+    line = json.dumps({"step": step, "elapsed_s": round(elapsed, 1), **extra, **losses})
     with open(Path(folder) / "log.jsonl", "a") as f:
         f.write(line + "\n")
     print(line, flush=True)
+
+
+def relative(p: str | None) -> str | None:
+    """A path as the model card records it: relative to here when it was absolute."""
+    return os.path.relpath(p) if p and os.path.isabs(p) else p
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two uint8 images, in dB (99 for identical ones)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
 
 
 def write_json(path: Path, obj) -> None:

@@ -37,7 +37,7 @@ import torch
 
 from dctoon.errors import InputError
 
-from ._util import dataset_files, log_step, read_bgr, save_checkpoint
+from ._util import dataset_files, log_step, psnr, read_bgr, relative, save_checkpoint
 from .settings import DistillSettings
 from .model import Generator, guided_filter
 from .ttn import save_grid, stop_deadline
@@ -54,7 +54,6 @@ def load_teacher(spec: str, threads: int):
     """The teacher as (ONNX Runtime TTN, imported weights, a line for the model card). ``spec`` is
     a style name or folder (its head model) or a model file (.onnx, .tflite, .pb)."""
     from dctoon import styles
-    from dctoon.importers import read_any
     from dctoon.model import TTN
 
     path = Path(spec)
@@ -63,7 +62,8 @@ def load_teacher(spec: str, threads: int):
     else:
         style = styles.resolve(spec)
         path, label = style.head, f"style {style.name} ({style.card.get('source', '') or style.head.name})"
-    return TTN(path, threads=threads), read_any(path), label
+    teacher = TTN(path, threads=threads)
+    return teacher, teacher.imported, label
 
 
 def _augment(img: np.ndarray, size: int, rng: np.random.Generator, zoom: bool) -> np.ndarray:
@@ -204,11 +204,6 @@ def distill_loss(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, s:
     grad = ((gy_o - gy_t).abs() * my).sum() / (my.sum() * 3) + ((gx_o - gx_t).abs() * mx).sum() / (mx.sum() * 3)
     loss = s.w_pixel * l1 + s.w_l2 * l2 + s.w_grad * grad
     return loss, {"l1": l1.item(), "l2": l2.item(), "grad": grad.item()}
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 99.0 if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,12 +410,15 @@ def distill_card(st: dict, metrics: dict | None = None, command: str | None = No
         "license": f"Weights: dctoon project, a model distilled from {ATTRIBUTION} (attribution kept in this card)."
                    " Training inputs: selfie2anime photos (research use) and CelebA-HQ photos (AvatarHQ, CC BY-NC-SA"
                    " 4.0); check their terms before commercial use.",
-        "student": {"channel": s["channel"], "num_blocks": s["blocks"], "mac_per_px": mac_per_pixel(s["channel"], s["blocks"]),
+        "student": {"channel": s["channel"], "num_blocks": s["blocks"],
+                    "mac_per_px": mac_per_pixel(s["channel"], s["blocks"]),
                     "parameters": int(sum(v.numel() for v in st["G"].values()))},
-        "data": {"photos": [_rel(p) for p in s["photos"]], "n_images_train": st["n_images"], "holdout": s["holdout"],
+        "data": {"photos": [relative(p) for p in s["photos"]], "n_images_train": st["n_images"],
+                 "holdout": s["holdout"],
                  "pool": f"{s['pool']} teacher-labelled inputs of {s['pool_size']} px: " + ", ".join(KINDS)},
         "steps": st["step"], "batch": s["batch"], "resolution": f"{s['res']}px crops (fully convolutional)",
-        "hardware": "2-core CPU", "wall_time_s": round(st["elapsed"], 1),
+        "hardware": "2-core CPU" if s.get("device", "cpu") == "cpu" else s["device"],
+        "wall_time_s": round(st["elapsed"], 1),
         "losses": {k: s[k] for k in ("w_pixel", "w_l2", "w_grad")},
         "lr": s["lr"], "init": st["init"],
         "validation_psnr_db": st["history"][-1]["val_psnr"] if st["history"] else None,
@@ -430,10 +428,6 @@ def distill_card(st: dict, metrics: dict | None = None, command: str | None = No
     if command:
         card["command"] = command
     return card
-
-
-def _rel(p: str) -> str:
-    return os.path.relpath(p) if os.path.isabs(p) else p
 
 
 def distill(settings: DistillSettings) -> Path:

@@ -55,7 +55,8 @@ def export(settings: ExportSettings) -> Path:
         preview = reference_forward(head.weights, bgr[None].astype(np.float32), head.radius, head.eps, bands,
                                     sharpness)[0][..., ::-1].copy()
     pick = lambda key: card.get(key, "") if getattr(s, key) is None else getattr(s, key)  # noqa: E731
-    return save_style(Path(s.out), s.name, head.weights, None if single else bg.weights, description=pick("description"),
+    return save_style(Path(s.out), s.name, head.weights, None if single else bg.weights,
+                      description=pick("description"),
                       license=pick("license"), source=pick("source"), training=training, radius=head.radius,
                       eps=head.eps, background_filter=(bg.radius, bg.eps), preview=preview, bands=bands,
                       band_sharpness=sharpness, single_file=single)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -47,7 +46,7 @@ import torch.nn.functional as F
 from dctoon.errors import InputError
 from dctoon.ttn import config_of
 
-from ._util import LANDMARKS_FILE, dataset_files, log_step, read_bgr, save_checkpoint
+from ._util import LANDMARKS_FILE, dataset_files, log_step, read_bgr, relative, save_checkpoint
 from .settings import TTNSettings
 
 from .losses import (ContentLoss, PatchDiscriminator, abstraction, outline_mask, shift_loss, soften_edges,
@@ -216,7 +215,8 @@ class Trainer:
         self.init = st.get("init", RANDOM_INIT)
         if Path(st["settings"]["styles"]).resolve() != Path(self.s.styles).resolve():
             # fine-tuning another style's weights: the model card must say where they came from
-            self.init = f"the weights of a run on {_rel(st['settings']['styles'])} at step {self.step} ({self.init})"
+            run = relative(st["settings"]["styles"])
+            self.init = f"the weights of a run on {run} at step {self.step} ({self.init})"
         self.gen.set_state(st["rng"])
         torch.set_rng_state(st["torch_rng"])
 
@@ -352,15 +352,11 @@ def load_generator(checkpoint: str | Path) -> tuple[Generator, dict]:
     return g.eval(), st
 
 
-def _rel(p: str | None) -> str | None:
-    return os.path.relpath(p) if p and os.path.isabs(p) else p
-
-
 def training_card(st: dict, metrics: dict | None = None, command: str | None = None) -> dict:
     s = st["settings"]
     card = {
         "trainer": "dctoon.train.ttn (DCT-Net TTN recipe, PyTorch)",
-        "data": {"photos": _rel(s["photos"]), "styles": _rel(s["styles"]), "n_photos_train": st.get("n_photos"),
+        "data": {"photos": relative(s["photos"]), "styles": relative(s["styles"]), "n_photos_train": st.get("n_photos"),
                  "n_exemplars": st.get("n_styles"), "holdout": s["holdout"]},
         "steps": st["step"], "warmup_steps": s["warmup"], "batch": s["batch"],
         "resolution": f"{s['res']}px crops covering {s['crop'][0]:g}-{s['crop'][1]:g} of 256px images"

@@ -28,7 +28,8 @@ def _thumbnail(frame) -> np.ndarray:
     to a tiny size costs more than decoding)."""
     if frame.format.name in _LUMA_FIRST:
         plane = frame.planes[0]
-        return SceneCuts.thumbnail(np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, :frame.width])
+        luma = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, :frame.width]
+        return SceneCuts.thumbnail(luma)
     w, h = SceneCuts.SIZE
     return frame.to_ndarray(width=w, height=h, format="gray").astype(np.float32)
 

@@ -62,8 +62,8 @@ class MaskSmoother:
     is still and rises to 1 where the frame itself changed by ``motion`` or more (grey levels in
     [0, 1], on a blurred thumbnail of ``thumb`` px): a moving person is followed at once instead
     of ghosting, while the model's frame-to-frame jitter on a still edge is averaged out. A frame
-    that starts a new shot (:class:`dctoon.track.SceneCuts`, ``cut`` on its 0-255 scale) resets the average. Defaults
-    chosen on the shared videos (tests/test_segment.py has the numbers): stronger averaging
+    that starts a new shot (:class:`dctoon.track.SceneCuts`, ``cut`` on its 0-255 scale) resets the
+    average. Defaults chosen on the shared videos (tests/test_segment.py has the numbers): stronger averaging
     lagged behind fast head turns, a finer thumbnail kept more still edge pixels still.
     """
 
@@ -78,7 +78,7 @@ class MaskSmoother:
         """Forget the past: the next mask is returned as is."""
         self._mask: np.ndarray | None = None
         self._thumb: np.ndarray | None = None
-        self.cuts = SceneCuts(self.cuts.threshold)
+        self.cuts.reset()
 
     def _thumbnail(self, frame: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]
@@ -96,8 +96,7 @@ class MaskSmoother:
         thumb = self._thumbnail(frame_rgb)
         prev, prev_thumb = self._mask, self._thumb
         self._thumb = thumb
-        cut = self.cuts(SceneCuts.thumbnail(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY) if frame_rgb.ndim == 3
-                                            else frame_rgb))
+        cut = self.cuts(SceneCuts.thumbnail(thumb * np.float32(255)))  # from the small thumbnail, not the frame
         if prev is None or prev.shape != mask.shape or prev_thumb.shape != thumb.shape or cut:
             self._mask = mask.copy()
             return mask.copy()
