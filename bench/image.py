@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 import dctoon
-from dctoon import ttn
+from dctoon import network
 from dctoon.importers import read_tflite
 from dctoon.model import TTN
 
@@ -70,7 +70,7 @@ def main() -> None:
         run = tflite_runner(REF / name)
         t_tfl = best(lambda: run(img), args.repeat)
         w = read_tflite(REF / name).weights
-        t_np = best(lambda: ttn.reference_forward(w, img[None]), 1)
+        t_np = best(lambda: network.reference_forward(w, img[None]), 1)
         print(f"| {name:<34} | {size:>3}x{size:<3} | {t_ort * 1e3:>7.1f} ms | {t_tfl * 1e3:>6.1f} ms | "
               f"{t_np * 1e3:>6.0f} ms | {t_tfl / t_ort:>9.2f}x | {t_np / t_ort:>8.1f}x |")
 

@@ -47,8 +47,8 @@ def main() -> None:
     ap.add_argument("-o", "--output", default=str(ROOT / "docs/contact-sheets/segmentation.png"))
     args = ap.parse_args()
     base = dctoon.load(args.style, max_side=args.max_side)
-    variants = [base.configure(mode="person"), base.configure(mode="background"),
-                base.configure(background="blur"), base.configure(background="#3c8dde"), base.configure(crop="9:16")]
+    variants = [base.configure(part="person"), base.configure(part="background"),
+                base.configure(backdrop="blur"), base.configure(backdrop="#3c8dde"), base.configure(crop="9:16")]
     inputs = [(name, dctoon.read_image(SHARED / "media/images" / name, max_side=args.max_side)) for name in PHOTOS]
     inputs += [(f"{name}#{i}", to_rgb8(Image.fromarray(frame(SHARED / "media/videos" / name, i)), args.max_side))
                for name, i in FRAMES]
@@ -57,8 +57,8 @@ def main() -> None:
         mask = base.segmenter(rgb)
         rows.append([rgb, overlay(rgb, mask), base.stylize(rgb), *(v.stylize(rgb) for v in variants)])
         print(name, rgb.shape, f"person {mask.mean():.2f}")
-    sheet = grid(rows, ["input", "person mask", "all (default)", "--mode person", "--mode background",
-                        "--background blur", "--background #3c8dde", "--crop 9:16"], height=200)
+    sheet = grid(rows, ["input", "person mask", "all (default)", "--part person", "--part background",
+                        "--backdrop blur", "--backdrop #3c8dde", "--crop 9:16"], height=200)
     cv2.imwrite(args.output, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     print("wrote", args.output, sheet.shape)
 

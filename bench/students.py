@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from dctoon import ttn
+from dctoon import network
 from dctoon.model import TTN
 
 SIZES = [(32, 4), (24, 4), (16, 4), (16, 2)]
@@ -25,12 +25,12 @@ def random_weights(channel: int, blocks: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     return {f"{s.name}.{p}": (rng.normal(0, (2 / (s.cin * s.k * s.k)) ** 0.5, (s.cout, s.cin, s.k, s.k))
                               if p == "weight" else np.zeros(s.cout)).astype(np.float32)
-            for s in ttn.conv_specs(channel, blocks) for p in ("weight", "bias")}
+            for s in network.conv_specs(channel, blocks) for p in ("weight", "bias")}
 
 
 def time_graph(channel: int, blocks: int, threads: int, repeat: int, tmp) -> float:
     path = tmp / f"c{channel}b{blocks}.onnx"
-    path.write_bytes(ttn.build_onnx(random_weights(channel, blocks), eps=1e-2).SerializeToString())
+    path.write_bytes(network.build_onnx(random_weights(channel, blocks), eps=1e-2).SerializeToString())
     model = TTN(path, threads=threads, tile=4096)
     frame = np.random.default_rng(1).integers(0, 256, (720, 1280, 3)).astype(np.uint8)
     model(frame)
@@ -59,7 +59,7 @@ def main() -> None:
         for c, b in SIZES:
             ms = time_graph(c, b, args.threads, args.repeat, Path(d))
             base = base or ms
-            print(f"| c={c} / {b} | {ttn.mac_per_pixel(c, b):,} | {ms:.0f} | {base / ms:.2f}x |", flush=True)
+            print(f"| c={c} / {b} | {network.mac_per_pixel(c, b):,} | {ms:.0f} | {base / ms:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

@@ -101,12 +101,12 @@ def _style_card(tmp: Path, **change) -> Path:
 
 
 def _tiny_weights():
-    from dctoon import ttn
+    from dctoon import network
 
     rng = np.random.default_rng(0)
     return {f"{s.name}.{p}": (rng.normal(0, 0.1, (s.cout, s.cin, s.k, s.k)) if p == "weight"
                               else np.zeros(s.cout)).astype(np.float32)
-            for s in ttn.conv_specs(4, 2) for p in ("weight", "bias")}
+            for s in network.conv_specs(4, 2) for p in ("weight", "bias")}
 
 
 def _swapped_model(tmp: Path) -> list:

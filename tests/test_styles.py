@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dctoon import download, modelscope, paths, styles, ttn
+from dctoon import download, modelscope, network, paths, styles
 from dctoon.errors import ModelError
 from dctoon.model import TTN
 
@@ -332,7 +332,7 @@ def test_download_converts_and_works_offline(server, random_model, capsys):
     x = np.random.default_rng(3).integers(0, 256, (1, 40, 56, 3)).astype(np.float32)
     style = styles.resolve("modelscope-3d")
     for path, w, (r, e) in ((style.head, random_model["head"], (1, 5e-3)), (style.background, random_model["bg"], (2, 1e-2))):
-        d = np.abs(TTN(path).run_batch(x.astype(np.uint8)).astype(int) - ttn.reference_forward(w, x, r, e).astype(int))
+        d = np.abs(TTN(path).run_batch(x.astype(np.uint8)).astype(int) - network.reference_forward(w, x, r, e).astype(int))
         assert d.max() <= 1 and d.mean() < 0.01
 
     # a second download is a no-op; then offline: the server is gone, the style still works

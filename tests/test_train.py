@@ -15,11 +15,11 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training needs the optional extra dctoon[train] (PyTorch)")
 
-from dctoon import ttn as ttn_ref
+from dctoon import network as network
 from dctoon.train import _util, ccn
 from dctoon.train import losses
 from dctoon.train import model as ttn_model
-from dctoon.train import ttn as ttn_train
+from dctoon.train import gan as gan
 from dctoon.train.export import export
 from dctoon.train.settings import ExportSettings
 
@@ -56,11 +56,11 @@ def test_generator_matches_numpy_reference():
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
     with torch.no_grad():
         y = g(x).permute(0, 2, 3, 1).numpy()
-    ref = ttn_ref.generator_forward(g.numpy_weights(), x.permute(0, 2, 3, 1).numpy())
+    ref = network.generator_forward(g.numpy_weights(), x.permute(0, 2, 3, 1).numpy())
     assert np.abs(ref).max() > 0.05
     assert np.abs(y - ref).max() < 1e-3
     # names and shapes are the project's weights dict
-    specs = ttn_ref.conv_specs()
+    specs = network.conv_specs()
     assert set(g.numpy_weights()) == {f"{s.name}.{p}" for s in specs for p in ("weight", "bias")}
 
 
@@ -70,9 +70,9 @@ def test_guided_filter_and_upsample_match_reference():
     y = rng.uniform(-1, 1, (1, 20, 24, 3)).astype(np.float32)
     t = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2)
     got = ttn_model.guided_filter(t(x), t(y), 1, 5e-3).permute(0, 2, 3, 1).numpy()
-    assert np.abs(got - ttn_ref.guided_filter(x, y, 1, 5e-3)).max() < 1e-4
+    assert np.abs(got - network.guided_filter(x, y, 1, 5e-3)).max() < 1e-4
     up = ttn_model.upsample2x_legacy(t(x)).permute(0, 2, 3, 1).numpy()
-    assert np.abs(up - ttn_ref._resize_legacy(x)).max() < 1e-6
+    assert np.abs(up - network._resize_legacy(x)).max() < 1e-6
 
 
 def _toy_folders(tmp_path: Path, n_photos: int = 6, n_styles: int = 4) -> tuple[Path, Path]:
@@ -92,24 +92,24 @@ def _toy_folders(tmp_path: Path, n_photos: int = 6, n_styles: int = 4) -> tuple[
     return photos, styles
 
 
-def _toy_settings(tmp_path: Path, photos: Path, styles: Path, steps: int) -> ttn_train.TTNSettings:
-    return ttn_train.TTNSettings(photos=str(photos), styles=str(styles), out=str(tmp_path / "run"), steps=steps,
+def _toy_settings(tmp_path: Path, photos: Path, styles: Path, steps: int) -> gan.TTNSettings:
+    return gan.TTNSettings(photos=str(photos), styles=str(styles), out=str(tmp_path / "run"), steps=steps,
                                  warmup=1, batch=2, res=32, sample_every=2, ckpt_every=2, holdout=0.0,
                                  w_expression=0.5, w_superpixel=1.0, superpixels=20)
 
 
-def _adversarial_trainer(tmp_path: Path, **overrides) -> ttn_train.Trainer:
+def _adversarial_trainer(tmp_path: Path, **overrides) -> gan.Trainer:
     """A toy trainer past its warm-up (the next step is adversarial), with the given settings changed."""
     photos, styles = _toy_folders(tmp_path)
     s = _toy_settings(tmp_path, photos, styles, steps=1)
-    return ttn_train.Trainer(ttn_train.TTNSettings(**{**s.__dict__, "warmup": 0, **overrides}))
+    return gan.Trainer(gan.TTNSettings(**{**s.__dict__, "warmup": 0, **overrides}))
 
 
 def test_ttn_steps_resume_and_export(tmp_path, monkeypatch):
     ort = pytest.importorskip("onnxruntime")
     photos, styles = _toy_folders(tmp_path)
     s = _toy_settings(tmp_path, photos, styles, steps=3)
-    trainer = ttn_train.Trainer(s)
+    trainer = gan.Trainer(s)
     assert trainer.n_photos == 6 and trainer.n_styles == 4
     ckpt = trainer.run()
     assert ckpt.exists() and list((tmp_path / "run" / "samples").glob("*.jpg"))
@@ -118,21 +118,21 @@ def test_ttn_steps_resume_and_export(tmp_path, monkeypatch):
 
     # resume continues from step 3 with the same weights
     saved = torch.load(ckpt, weights_only=False)
-    resumed = ttn_train.Trainer(ttn_train.TTNSettings(**{**s.__dict__, "steps": 5, "resume": True, "lr": 5e-5}))
+    resumed = gan.Trainer(gan.TTNSettings(**{**s.__dict__, "steps": 5, "resume": True, "lr": 5e-5}))
     assert resumed.step == 3
     assert {g["lr"] for opt in (resumed.opt_g, resumed.opt_d) for g in opt.param_groups} == {5e-5}  # not the saved one
     for k, v in saved["G"].items():
         assert torch.equal(resumed.G.state_dict()[k], v)
     resumed.run()
     assert torch.load(ckpt, weights_only=False)["step"] == 5
-    assert resumed.init == ttn_train.RANDOM_INIT
+    assert resumed.init == gan.RANDOM_INIT
 
     # fine-tuning on another style's exemplars: the lineage goes into the model card
     other = tmp_path / "other"
     shutil.copytree(styles, other)
-    tuned = ttn_train.Trainer(ttn_train.TTNSettings(**{**s.__dict__, "styles": str(other), "steps": 5, "resume": True}))
+    tuned = gan.Trainer(gan.TTNSettings(**{**s.__dict__, "styles": str(other), "steps": 5, "resume": True}))
     assert tuned.init.startswith("the weights of a run on") and "at step 5" in tuned.init
-    assert ttn_train.training_card(tuned.state())["init"] == tuned.init
+    assert gan.training_card(tuned.state())["init"] == tuned.init
 
     # export: a style folder whose ONNX matches the torch generator + guided filter
     styles_mod = pytest.importorskip("dctoon.styles")
@@ -145,7 +145,7 @@ def test_ttn_steps_resume_and_export(tmp_path, monkeypatch):
     sess = ort.InferenceSession(str(Path(out) / card["head"]["file"]), providers=["CPUExecutionProvider"])
     bgr = np.random.default_rng(3).uniform(0, 255, (1, 32, 32, 3)).astype(np.float32)
     got = sess.run(None, {sess.get_inputs()[0].name: bgr})[0].astype(np.int16)
-    g, _ = ttn_train.load_generator(ckpt)
+    g, _ = gan.load_generator(ckpt)
     x = torch.from_numpy(bgr).permute(0, 3, 1, 2) / 127.5 - 1
     with torch.no_grad():
         y = ttn_model.guided_filter(x, g(x), 1, 5e-3)
@@ -156,12 +156,12 @@ def test_ttn_steps_resume_and_export(tmp_path, monkeypatch):
 def test_stop_time_is_the_next_one_even_past_midnight(tmp_path):
     day = 1_800_000_000 - 1_800_000_000 % 86400  # a UTC midnight
     at_2300 = day + 23 * 3600
-    assert ttn_train.stop_deadline("01:00", at_2300) - at_2300 == 2 * 3600  # tomorrow's 01:00
-    assert ttn_train.stop_deadline("23:30", at_2300) - at_2300 == 1800  # today's
-    assert ttn_train.stop_deadline(None, at_2300) == float("inf")
+    assert gan.stop_deadline("01:00", at_2300) - at_2300 == 2 * 3600  # tomorrow's 01:00
+    assert gan.stop_deadline("23:30", at_2300) - at_2300 == 1800  # today's
+    assert gan.stop_deadline(None, at_2300) == float("inf")
     for bad in ("1pm", "7:5x", "24:00"):
-        with pytest.raises(ttn_train.InputError, match="HH:MM"):
-            ttn_train.stop_deadline(bad, at_2300)
+        with pytest.raises(gan.InputError, match="HH:MM"):
+            gan.stop_deadline(bad, at_2300)
     # bad input: one line, exit code 2, before any data is read
     r = subprocess.run([sys.executable, "-m", "dctoon.train", "ttn", "--photos", str(tmp_path), "--styles",
                         str(tmp_path), "--stop-at", "25:00"], capture_output=True, text=True)
@@ -189,7 +189,7 @@ def test_shift_loss_sees_patterns_locked_to_the_pixel_grid(tmp_path):
     assert np.mean([loss(streaky, i) for i in range(8)]) > 0.05  # shifts with dy % 4 != 0 leave the dashes behind
     # the trainer adds the term and logs it
     trainer = _adversarial_trainer(tmp_path, w_shift=10.0)
-    assert trainer.train_step()["shift"] >= 0 and ttn_train.training_card(trainer.state())["losses"]["w_shift"] == 10
+    assert trainer.train_step()["shift"] >= 0 and gan.training_card(trainer.state())["losses"]["w_shift"] == 10
 
 
 def test_edge_promoting_negatives_blur_the_outlines_and_nothing_else(tmp_path):
@@ -217,7 +217,7 @@ def test_outline_term_inks_dark_lines_not_skin_texture(tmp_path):
     dim = losses.outline_mask(x * 0.25)  # the same face, a quarter of the contrast: the same lines
     assert (dim - m).abs().mean() < 0.01
     trainer = _adversarial_trainer(tmp_path, w_lines=2.0)
-    assert trainer.train_step()["lines"] > 0 and ttn_train.training_card(trainer.state())["losses"]["w_lines"] == 2
+    assert trainer.train_step()["lines"] > 0 and gan.training_card(trainer.state())["losses"]["w_lines"] == 2
 
 
 def test_abstraction_flattens_shading_into_bands_and_inks_lines(tmp_path):
@@ -250,7 +250,7 @@ def test_abstraction_flattens_shading_into_bands_and_inks_lines(tmp_path):
     trainer.content = lambda target, out, mask: content_targets.append(target) or content(target, out, mask)
     assert trainer.train_step()["abstract"] > 0
     assert torch.equal(content_targets[0], batches[0][0][:, 3:])
-    assert ttn_train.training_card(trainer.state())["losses"]["w_abstract"] == 5
+    assert gan.training_card(trainer.state())["losses"]["w_abstract"] == 5
 
 
 def test_tone_bands_train_through_and_export_into_the_model(tmp_path):
@@ -259,7 +259,7 @@ def test_tone_bands_train_through_and_export_into_the_model(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     x = (torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1).requires_grad_()
     y = losses.tone_bands(x, 8)
-    ref = ttn_ref.tone_bands(x.detach().permute(0, 2, 3, 1).numpy(), 8)
+    ref = network.tone_bands(x.detach().permute(0, 2, 3, 1).numpy(), 8)
     assert np.abs(y.detach().permute(0, 2, 3, 1).numpy() - ref).max() < 1e-5
     y.sum().backward()
     assert torch.equal(x.grad, torch.ones_like(x))  # straight through: every pixel gets its gradient
@@ -276,7 +276,7 @@ def test_tone_bands_train_through_and_export_into_the_model(tmp_path):
     sess = ort.InferenceSession(str(Path(out) / "head.onnx"), providers=["CPUExecutionProvider"])
     bgr = trainer.photos[:1, :3].permute(0, 2, 3, 1).numpy().astype(np.float32)
     got = sess.run(None, {sess.get_inputs()[0].name: bgr})[0].astype(int)
-    want = ttn_ref.reference_forward(trainer.G.numpy_weights(), bgr, bands=8).astype(int)
+    want = network.reference_forward(trainer.G.numpy_weights(), bgr, bands=8).astype(int)
     assert np.abs(got - want).max() <= 2 and np.abs(got - want).mean() < 0.05
 
     # a style re-exported with other bands keeps its weights and training record; --command is appended
@@ -286,7 +286,7 @@ def test_tone_bands_train_through_and_export_into_the_model(tmp_path):
     assert card6["tone_bands"] == {"levels": 6, "sharpness": 2.5} and card6["training"]["steps"] == 2
     assert card6["training"]["command"] == "retone" and card6["source"] == card["source"] == "dctoon train ttn"
     sess6 = ort.InferenceSession(str(Path(again) / "head.onnx"), providers=["CPUExecutionProvider"])
-    want6 = ttn_ref.reference_forward(trainer.G.numpy_weights(), bgr, bands=6, sharpness=2.5).astype(int)
+    want6 = network.reference_forward(trainer.G.numpy_weights(), bgr, bands=6, sharpness=2.5).astype(int)
     assert np.abs(sess6.run(None, {sess6.get_inputs()[0].name: bgr})[0].astype(int) - want6).max() <= 2
 
     # a style whose background model differs (other weights, another guided filter) keeps it
@@ -310,7 +310,7 @@ def test_init_fine_tunes_a_style_and_the_card_says_so(tmp_path):
     trainer = _adversarial_trainer(tmp_path, init="handdrawn")
     want = read_any(styles.resolve("handdrawn").head).weights
     assert all(np.array_equal(trainer.G.numpy_weights()[k], v) for k, v in want.items())
-    card = ttn_train.training_card(trainer.state())
+    card = gan.training_card(trainer.state())
     assert card["init"].startswith("the head model of style handdrawn, ") and " steps from " in card["init"]
     # an unknown style: one line, exit code 2, before any data is read
     r = subprocess.run([sys.executable, "-m", "dctoon.train", "ttn", "--photos", str(tmp_path), "--styles",
@@ -344,7 +344,7 @@ def test_felzenszwalb_regions_keep_the_edges_slic_smears(tmp_path):
     torch.testing.assert_close(losses.superpixel_rep(x, 40, "felzenszwalb"), x, atol=1e-6, rtol=0)
     trainer = _adversarial_trainer(tmp_path, w_superpixel=1.0, segmenter="felzenszwalb")
     assert trainer.train_step()["superpixel"] > 0
-    assert ttn_train.training_card(trainer.state())["structure_regions"] == "felzenszwalb"
+    assert gan.training_card(trainer.state())["structure_regions"] == "felzenszwalb"
 
 
 def test_structure_floor_frees_gentle_shading_and_keeps_outlines():

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dctoon import ttn
+from dctoon import network
 from dctoon.errors import ModelError
 from dctoon.importers import read_any, read_graphdef, read_tflite
 from dctoon.model import TTN
@@ -18,7 +18,7 @@ def random_weights(seed: int = 0, channel: int = 8, blocks: int = 2) -> dict[str
     rng = np.random.default_rng(seed)
     return {f"{s.name}.{p}": (rng.normal(0, (2 / (s.cin * s.k * s.k)) ** 0.5, (s.cout, s.cin, s.k, s.k))
                               if p == "weight" else rng.normal(0, 0.05, s.cout)).astype(np.float32)
-            for s in ttn.conv_specs(channel, blocks) for p in ("weight", "bias")}
+            for s in network.conv_specs(channel, blocks) for p in ("weight", "bias")}
 
 
 def tflite_reference(path, bgr: np.ndarray) -> np.ndarray:
@@ -38,14 +38,14 @@ def tflite_reference(path, bgr: np.ndarray) -> np.ndarray:
 
 
 def test_architecture_has_the_published_parameter_count():
-    n = sum(s.cout * s.cin * s.k * s.k + s.cout for s in ttn.conv_specs())
+    n = sum(s.cout * s.cin * s.k * s.k + s.cout for s in network.conv_specs())
     assert n == 1_467_075
 
 
 def test_onnx_graph_matches_numpy_reference_at_odd_sizes():
     """TF SAME padding, legacy resize and the guided filter agree between ONNX and numpy."""
     w = random_weights()
-    path_bytes = ttn.build_onnx(w, radius=2, eps=1e-2).SerializeToString()
+    path_bytes = network.build_onnx(w, radius=2, eps=1e-2).SerializeToString()
     import onnxruntime as ort
 
     sess = ort.InferenceSession(path_bytes, providers=["CPUExecutionProvider"])
@@ -53,7 +53,7 @@ def test_onnx_graph_matches_numpy_reference_at_odd_sizes():
     for h, wd in [(32, 48), (36, 20)]:
         x = rng.integers(0, 256, (2, h, wd, 3)).astype(np.float32)
         ours = sess.run(None, {"input_image": x})[0]
-        ref = ttn.reference_forward(w, x, radius=2, eps=1e-2)
+        ref = network.reference_forward(w, x, radius=2, eps=1e-2)
         assert ours.shape == (2, h, wd, 3) and ours.dtype == np.uint8
         d = np.abs(ours.astype(int) - ref.astype(int))
         assert d.max() <= 1 and d.mean() < 0.01
@@ -64,8 +64,8 @@ def test_tone_bands_flatten_shading_keep_colour_and_survive_a_round_trip(tmp_pat
     chroma untouched; the ONNX graph agrees with numpy, and a saved model reads back with its bands."""
     ramp = np.linspace(-0.9, 0.9, 2001, dtype=np.float32)
     x = np.stack([ramp, ramp - 0.05, ramp + 0.05], -1)[None]  # BGR: a tinted grey ramp
-    y = ttn.tone_bands(x, 8)
-    luma = lambda t: t @ np.asarray(ttn.LUMA_BGR, np.float32)  # noqa: E731
+    y = network.tone_bands(x, 8)
+    luma = lambda t: t @ np.asarray(network.LUMA_BGR, np.float32)  # noqa: E731
     on_plateau = lambda t: np.abs(np.abs(t - np.round(t)) - 0.5) < 0.1  # noqa: E731  (t: luma in levels)
     assert on_plateau(8 * (luma(y) + 1) / 2).mean() > 0.6 and on_plateau(8 * (luma(x) + 1) / 2).mean() < 0.25
     assert np.diff(luma(y[0])).min() > -1e-6  # steps, never reversed
@@ -75,14 +75,14 @@ def test_tone_bands_flatten_shading_keep_colour_and_survive_a_round_trip(tmp_pat
     w = random_weights()
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(ttn.build_onnx(w, bands=8).SerializeToString(), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(network.build_onnx(w, bands=8).SerializeToString(), providers=["CPUExecutionProvider"])
     img = np.random.default_rng(3).integers(0, 256, (2, 32, 40, 3)).astype(np.float32)
-    d = np.abs(sess.run(None, {"input_image": img})[0].astype(int) - ttn.reference_forward(w, img, bands=8).astype(int))
+    d = np.abs(sess.run(None, {"input_image": img})[0].astype(int) - network.reference_forward(w, img, bands=8).astype(int))
     assert d.max() <= 2 and d.mean() < 0.02
-    assert np.abs(ttn.reference_forward(w, img, bands=8).astype(int) - ttn.reference_forward(w, img).astype(int)).mean() > 1
+    assert np.abs(network.reference_forward(w, img, bands=8).astype(int) - network.reference_forward(w, img).astype(int)).mean() > 1
 
     path = tmp_path / "banded.onnx"
-    path.write_bytes(ttn.build_onnx(w, bands=6, sharpness=2.0).SerializeToString())
+    path.write_bytes(network.build_onnx(w, bands=6, sharpness=2.0).SerializeToString())
     imp = read_any(path)
     assert (imp.bands, imp.band_sharpness) == (6, 2.0)
     assert np.array_equal(TTN(path).run_batch(img[:1].astype(np.uint8)),
@@ -92,7 +92,7 @@ def test_tone_bands_flatten_shading_keep_colour_and_survive_a_round_trip(tmp_pat
 
 def test_runner_handles_any_size(tmp_path):
     path = tmp_path / "m.onnx"
-    path.write_bytes(ttn.build_onnx(random_weights()).SerializeToString())
+    path.write_bytes(network.build_onnx(random_weights()).SerializeToString())
     model = TTN(path)
     rng = np.random.default_rng(2)
     for h, wd in [(1, 1), (5, 3), (375, 500), (123, 77)]:
@@ -115,7 +115,7 @@ def test_tiling_is_seamless_and_matches_whole_image(fp16_model):
                                   "whitebox_cartoon_gan_int8.tflite"])
 def test_tflite_import_reads_all_weight_encodings(name):
     imp = read_tflite(need(REFERENCE / name))
-    assert ttn.config_of(imp.weights) == (32, 4)
+    assert network.config_of(imp.weights) == (32, 4)
     assert sum(v.size for v in imp.weights.values()) == 1_467_075
     assert imp.radius == 1 and imp.eps == pytest.approx(5e-3, rel=1e-3)
 
@@ -150,7 +150,7 @@ def test_official_dctnet_parity_with_tflite_interpreter(style, shared_images):
     at its native 288x288: max abs difference <= 2 and mean <= 0.5 (uint8)."""
     path = need(OFFICIAL / f"dctnet_{style}.tflite")
     imported = read_tflite(path)
-    assert ttn.config_of(imported.weights) == (32, 4)
+    assert network.config_of(imported.weights) == (32, 4)
     assert imported.radius == 1 and imported.eps == pytest.approx(1e-2, rel=1e-3)
     model = TTN(path)
     for img_path in shared_images:
@@ -173,9 +173,9 @@ def test_every_student_width_runs_in_onnx_and_numpy_alike(tmp_path, channel, blo
     model = TTN(styles.resolve(folder).head)
     x = np.random.default_rng(4).integers(0, 256, (1, 40, 44, 3)).astype(np.uint8)
     ours = model.run_batch(x).astype(int)
-    ref = ttn.reference_forward(w, x.astype(np.float32), eps=1e-2).astype(int)
-    assert ttn.config_of(read_any(folder / "model.onnx").weights) == (channel, blocks)
-    assert np.abs(ours - ref).max() <= 1 and ttn.mac_per_pixel(channel, blocks) == \
+    ref = network.reference_forward(w, x.astype(np.float32), eps=1e-2).astype(int)
+    assert network.config_of(read_any(folder / "model.onnx").weights) == (channel, blocks)
+    assert np.abs(ours - ref).max() <= 1 and network.mac_per_pixel(channel, blocks) == \
         {(32, 4): 124_608, (24, 4): 71_856, (16, 4): 33_504, (16, 2): 24_288}[(channel, blocks)]
 
 

@@ -43,9 +43,9 @@ def server(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "dctoon", "styles", "import", str(FP16), "--name", "toon"],
                    env=env, check=True, capture_output=True)
     # the person segmentation model, as `dctoon models download` leaves it (fetched once per machine)
-    from dctoon import segment
+    from dctoon import helper_models
 
-    model = segment.ensure_model()
+    model = helper_models.ensure_model()
     (tmp / "home" / "models").mkdir(parents=True, exist_ok=True)
     shutil.copy(model, tmp / "home" / "models" / model.name)
     proc, url, log = start_server(tmp, ["--style", str(FP16), "--max-video-seconds", "5", "--max-upload-mb", "2",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dctoon import ttn
+from dctoon import network
 
 
 def write_official_pb(weights: dict[str, np.ndarray], path: Path, scope: str | None = None,
@@ -19,8 +19,8 @@ def write_official_pb(weights: dict[str, np.ndarray], path: Path, scope: str | N
     import tensorflow as tf
 
     tf1 = tf.compat.v1
-    channel, blocks = ttn.config_of(weights)
-    specs = ttn.conv_specs(channel, blocks)
+    channel, blocks = network.config_of(weights)
+    specs = network.conv_specs(channel, blocks)
     slim_names = ["Conv", "Conv_1", "Conv_2", "Conv_3", "Conv_4"]
     slim_names += [f"block_{i}/conv{j}" for i in range(blocks) for j in (1, 2)]
     slim_names += ["Conv_5", "Conv_6", "Conv_7", "Conv_8", "Conv_9"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .face import Face
+from .face import Face, greedy_match
 from .framing import EYE_LINE, PROMINENT, SURE, axis_range, clip_box, eye_y, union, window_size
 
 __all__ = ["Sightings", "motion_stats", "plan", "plan_path", "refine_needed"]
@@ -134,12 +134,9 @@ def _link(detected: np.ndarray, faces: list[list[Face]], frame_hw, gap: int) -> 
                 dist = float(np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - c0)) / max(s0, f.size, 1.0)
                 if 0.6 <= ratio <= 1.67 and dist < 0.75:
                     pairs.append((dist, a, b))
-        used_t, used_f = set(), set()
-        for _, a, b in sorted(pairs):
-            if a in used_t or b in used_f:
-                continue
-            used_t.add(a)
-            used_f.add(b)
+        matched = greedy_match(pairs)
+        used_f = {b for _, b in matched}
+        for a, b in matched:
             t, f = live[a], found[b]
             t.frames.append(i), t.boxes.append(clip_box(f.box, frame_hw))
             t.eyes.append(eye_y(f)), t.sizes.append(f.size), t.scores.append(f.score)

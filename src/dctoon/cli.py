@@ -29,10 +29,10 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_frame_options(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--mode", choices=("all", "person", "background"), default="all",
+    p.add_argument("--part", "--mode", choices=("all", "person", "background"), default="all",
                    help="what is stylized: all (default), the person over the original background, or the "
                         "background around the original person (person segmentation, fetched once)")
-    p.add_argument("--background", metavar="BG",
+    p.add_argument("--backdrop", "--background", metavar="BG",
                    help="replace what is behind the stylized person: blur, a colour (#1e90ff, white), an image "
                         "file" + (", or transparent (PNG with alpha)" if what == "image" else ""))
     p.add_argument("--crop", metavar="W:H",
@@ -46,9 +46,9 @@ def _load(args):
     if args.max_side is not None and args.max_side < 8:
         raise InputError("--max-side must be at least 8")
     settings = Settings(max_side=args.max_side, faces=not args.no_faces, min_face=args.min_face,
-                        threads=args.threads, mode=getattr(args, "mode", "all"),
-                        background=getattr(args, "background", None), crop=getattr(args, "crop", None))
-    return load(args.style, settings)
+                        part=getattr(args, "part", "all"), backdrop=getattr(args, "backdrop", None),
+                        crop=getattr(args, "crop", None))
+    return load(args.style, settings, threads=args.threads)
 
 
 def _image_name(src: Path, style: str, alpha: bool) -> str:
@@ -211,22 +211,21 @@ def cmd_styles(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from . import segment
+    from . import helper_models
 
     action = getattr(args, "action", None) or "list"
     if action == "list":
-        for name, sources in segment.MODELS.items():
-            path = segment.model_path(name)
-            state = "installed" if path.is_file() else "available"
-            print(f"{name:<10} {state:<9}  person segmentation (MediaPipe, Apache-2.0) from {sources[0].url}")
+        for name, asset in helper_models.MODELS.items():
+            state = "installed" if helper_models.model_path(name).is_file() else "available"
+            print(f"{name:<10} {state:<9}  {asset.description}, {asset.license}, from {asset.url}")
     elif action == "download":
         try:
-            print(segment.ensure_model(args.name, url=args.url))
+            print(helper_models.ensure_model(args.name, url=args.url))
         except KeyboardInterrupt:
             print("dctoon: interrupted: run the same command again to resume", file=sys.stderr)
             return 130
     elif action == "import":
-        print(segment.import_model(args.path, args.name))
+        print(helper_models.import_model(args.path, args.name))
     return 0
 
 

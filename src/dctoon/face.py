@@ -90,6 +90,19 @@ class Face:
         return Face(self.box - np.float32([dx, dy, dx, dy]), self.score, self.landmarks - np.float32([dx, dy]))
 
 
+def greedy_match(candidates) -> list[tuple[int, int]]:
+    """One-to-one association, best first: ``(cost, a, b)`` candidates, the lowest cost wins, each
+    ``a`` and each ``b`` used once. The video tracker (by IoU) and auto-crop's tracklet linking (by
+    distance and size) associate faces with this one rule."""
+    used_a, used_b, pairs = set(), set(), []
+    for _, a, b in sorted(candidates):
+        if a not in used_a and b not in used_b:
+            used_a.add(a)
+            used_b.add(b)
+            pairs.append((a, b))
+    return pairs
+
+
 def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union") -> np.ndarray:
     """Greedy non-maximum suppression; returns the indices kept, best score first.
 

@@ -8,7 +8,7 @@ Two readers on top of :mod:`dctoon.formats`:
   ``model_head/``).
 
 Layers are found by structure, not by name: the generator's convolutions form a chain, so their
-execution order is unique and is matched against ``ttn.conv_specs``. The guided filter's radius
+execution order is unique and is matched against ``network.conv_specs``. The guided filter's radius
 (its box-filter kernel size) and eps (the scalar added to the variance) are read from the graph.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ttn
+from . import network
 from .errors import ModelError
 from .formats.graphdef import GraphDef
 from .formats.tflite import TFLiteGraph
@@ -32,17 +32,17 @@ class ImportedTTN:
     radius: int
     eps: float
     bands: int = 0  # tone bands (our own graphs only)
-    band_sharpness: float = ttn.DEFAULT_SHARPNESS
+    band_sharpness: float = network.DEFAULT_SHARPNESS
 
     def onnx(self, metadata: dict[str, str] | None = None):
         """The inference graph this version of dctoon writes for these weights."""
-        return ttn.build_onnx(self.weights, self.radius, self.eps, metadata, self.bands, self.band_sharpness)
+        return network.build_onnx(self.weights, self.radius, self.eps, metadata, self.bands, self.band_sharpness)
 
 
 
 def read_tflite(path: Path) -> ImportedTTN:
     g = TFLiteGraph(path)
-    kernels, biases, radius, eps = [], [], ttn.DEFAULT_RADIUS, ttn.DEFAULT_EPS
+    kernels, biases, radius, eps = [], [], network.DEFAULT_RADIUS, network.DEFAULT_EPS
     for op in g.ops:
         ins = op.inputs
         if op.name == "CONV_2D":  # filter OHWI -> OIHW
@@ -64,7 +64,7 @@ def _validated(path, kernels, biases, radius, eps) -> ImportedTTN:
     if not kernels:
         raise ModelError(f"{path}: no convolution layers found; is this a DCT-Net / White-box generator?")
     try:
-        weights = ttn.weights_from_list(kernels, biases)
+        weights = network.weights_from_list(kernels, biases)
     except ValueError as e:
         raise ModelError(f"{path}: not a unet_generator: {e}") from None
     return ImportedTTN(weights, int(radius), float(eps))
@@ -77,7 +77,7 @@ def read_graphdef(path: Path) -> ImportedTTN:
         raise ModelError(f"{path}: not a TensorFlow GraphDef") from None
     if not graph.nodes or not any(n.op == "Placeholder" for n in graph.nodes.values()):
         raise ModelError(f"{path}: not a frozen TensorFlow graph (no input placeholder)")
-    kernels, biases, radius, eps = [], [], ttn.DEFAULT_RADIUS, ttn.DEFAULT_EPS
+    kernels, biases, radius, eps = [], [], network.DEFAULT_RADIUS, network.DEFAULT_EPS
     for node in graph.order():
         if node.op == "Conv2D":
             k = graph.const(node.inputs[1])
@@ -119,11 +119,11 @@ def read_any(path: Path) -> ImportedTTN:
             model = onnx.load(str(path))
         except Exception:
             raise ModelError(f"{path}: not a valid ONNX file") from None
-        weights = ttn.weights_from_onnx(model)
+        weights = network.weights_from_onnx(model)
         if not weights:
             raise ModelError(f"{path}: ONNX file holds no dctoon generator")
         props = {p.key: p.value for p in model.metadata_props}
-        return ImportedTTN(weights, int(props.get("gf_radius", ttn.DEFAULT_RADIUS)),
-                           float(props.get("gf_eps", ttn.DEFAULT_EPS)), int(props.get("bands", 0)),
-                           float(props.get("band_sharpness", ttn.DEFAULT_SHARPNESS)))
+        return ImportedTTN(weights, int(props.get("gf_radius", network.DEFAULT_RADIUS)),
+                           float(props.get("gf_eps", network.DEFAULT_EPS)), int(props.get("bands", 0)),
+                           float(props.get("band_sharpness", network.DEFAULT_SHARPNESS)))
     return read_graphdef(path)

@@ -1,4 +1,4 @@
-"""Person matte modes: which part of the picture is stylized, and what goes behind the person.
+"""Person mattes: which part of the picture is stylized, and what goes behind the person.
 
 The person mask comes from :mod:`dctoon.segment`; everything here is plain per-pixel blending on
 BGR frames, so photos and video frames share it:
@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import InputError
 
-MODES = ("all", "person", "background")
+PARTS = ("all", "person", "background")
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def parse_backdrop(value: "str | Backdrop") -> Backdrop:
         return image_backdrop(path)
     colour = parse_colour(text)
     if colour is None:
-        raise InputError(f"--background {value!r}: not 'blur', 'transparent', a colour (#RRGGBB or a name) "
+        raise InputError(f"--backdrop {value!r}: not 'blur', 'transparent', a colour (#RRGGBB or a name) "
                          "or an existing image file")
     return colour
 
@@ -80,18 +80,18 @@ def image_backdrop(path: Path) -> Backdrop:
     return Backdrop("image", image=np.ascontiguousarray(rgb[..., 2::-1]))
 
 
-def check_mode(mode: str, backdrop: Backdrop | None) -> None:
-    if mode not in MODES:
-        raise InputError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
-    if mode == "background" and backdrop is not None:
-        raise InputError("--background replaces the background, --mode background stylizes it: choose one")
+def check_part(part: str, backdrop: Backdrop | None) -> None:
+    if part not in PARTS:
+        raise InputError(f"unknown part {part!r}: choose one of {', '.join(PARTS)}")
+    if part == "background" and backdrop is not None:
+        raise InputError("--backdrop replaces the background, --part background stylizes it: choose one")
 
 
-def needs_mask(mode: str, backdrop: Backdrop | None) -> bool:
-    return mode != "all" or backdrop is not None
+def needs_mask(part: str, backdrop: Backdrop | None) -> bool:
+    return part != "all" or backdrop is not None
 
 
-def blend(original: np.ndarray, stylized: np.ndarray, mask: np.ndarray, mode: str,
+def blend(original: np.ndarray, stylized: np.ndarray, mask: np.ndarray, part: str,
           backdrop: Backdrop | None) -> np.ndarray:
     """Combine the photo and its stylized version by the person mask (float HxW in [0, 1]).
 
@@ -100,9 +100,9 @@ def blend(original: np.ndarray, stylized: np.ndarray, mask: np.ndarray, mode: st
     m = mask.astype(np.float32)[..., None]
     if backdrop is not None:
         fg, bg = stylized, backdrop.render(original, mask)
-    elif mode == "person":
+    elif part == "person":
         fg, bg = stylized, original
-    elif mode == "background":
+    elif part == "background":
         fg, bg = original, stylized
     else:
         return stylized

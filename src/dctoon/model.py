@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ttn
+from . import network
 from .importers import read_any
 from .runtime import session
 
@@ -37,7 +37,7 @@ class TTN:
         if ph or pw:
             mode = "reflect" if min(h, w) > max(ph, pw) else "edge"
             x = np.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
-        out = self.session.run([ttn.OUTPUT_NAME], {ttn.INPUT_NAME: x})[0]
+        out = self.session.run([network.OUTPUT_NAME], {network.INPUT_NAME: x})[0]
         return out[:, :h, :w]
 
     def __call__(self, bgr: np.ndarray) -> np.ndarray:

@@ -15,41 +15,45 @@ import cv2
 import numpy as np
 
 from .face import Face, FaceDetector, align, alignment_matrix, blend_mask
-from .matte import Backdrop, blend, check_mode, needs_mask, parse_backdrop
+from .matte import Backdrop, blend, check_part, needs_mask, parse_backdrop
 from .model import TTN
 from .styles import Style, resolve
 
 
 @dataclass(frozen=True)
 class Settings:
-    """How a picture is stylized. ``max_side`` None keeps the input's resolution. Frozen: a
-    different setting is a new ``Settings`` (``Cartoonizer.configure``), never a change under a
-    running job."""
+    """How a picture is stylized: the per-job options. ``max_side`` None keeps the input's
+    resolution. Frozen: a different setting is a new ``Settings`` (``Cartoonizer.configure``), never
+    a change under a running job. What shapes the loaded models (threads, tile) is given to
+    :func:`load` instead."""
 
     max_side: int | None = None
     faces: bool = True          # False: the background model on the whole frame only
     min_face: int = 40          # faces smaller than this (box side, px) are left to the background model
     head_size: int = 288        # the head model's aligned crop, as DCT-Net was trained
     max_head_size: int = 768    # big faces get a larger crop (up to this) so face detail matches the frame
-    tile: int = 1536            # background model tiles above this side (bounded memory)
-    threads: int = 0            # onnxruntime intra-op threads; 0 = all cores
-    mode: str = "all"           # what is stylized: all, person (over the original) or background
-    background: "str | Backdrop | None" = None  # behind a stylized person: blur, a colour, an image path, transparent
+    part: str = "all"           # what is stylized: all, person (over the original) or background
+    backdrop: "str | Backdrop | None" = None  # behind a stylized person: blur, a colour, an image path, transparent
     crop: str | None = None     # auto-crop to this aspect ratio (W:H, e.g. 9:16) around the faces
 
 
 @dataclass
 class Cartoonizer:
-    """A loaded style: ``stylize(image)`` for pictures, ``stylize_video(...)`` for videos."""
+    """A loaded style: ``stylize(image)`` for pictures, ``stylize_video(...)`` for videos.
+
+    ``threads`` (onnxruntime intra-op threads, 0 = all cores) and ``tile`` (the background model
+    runs in tiles above this side: bounded memory) are fixed when the models load; ``settings``
+    are per job (:meth:`configure`)."""
 
     style: Style
     settings: Settings = field(default_factory=Settings)
+    threads: int = 0
+    tile: int = 1536
 
     def __post_init__(self):
-        s = self.settings
-        self.head = TTN(self.style.head, s.threads, s.tile)
+        self.head = TTN(self.style.head, self.threads, self.tile)
         same = self.style.background.resolve() == self.style.head.resolve()
-        self.background = self.head if same else TTN(self.style.background, s.threads, s.tile)
+        self.background = self.head if same else TTN(self.style.background, self.threads, self.tile)
         self._lazy: dict = {}  # detector and segmenter, built on first use, shared with configure() copies
         self._masks: dict[int, np.ndarray] = {}
         self._derive()
@@ -57,8 +61,8 @@ class Cartoonizer:
     def _derive(self) -> None:
         """Parse the settings that need it once (bad values fail here, before any work)."""
         s = self.settings
-        self.backdrop = parse_backdrop(s.background) if s.background else None
-        check_mode(s.mode, self.backdrop)
+        self.backdrop = parse_backdrop(s.backdrop) if s.backdrop else None
+        check_part(s.part, self.backdrop)
         self.aspect = None
         if s.crop:
             from .framing import parse_aspect
@@ -68,11 +72,14 @@ class Cartoonizer:
     def configure(self, **changes) -> "Cartoonizer":
         """A copy with some settings changed that shares the loaded models (one per web job, say).
 
-        Model-shaping settings (tile, threads) are fixed at load time and cannot change here.
+        Model-shaping options (tile, threads) are fixed at load time and cannot change here.
         """
         fixed = {"tile", "threads"} & set(changes)
         if fixed:
             raise TypeError(f"{', '.join(sorted(fixed))} can only be set when loading")
+        unknown = set(changes) - {f.name for f in dataclasses.fields(Settings)}
+        if unknown:
+            raise TypeError(f"unknown setting {sorted(unknown)[0]!r}")
         job = copy.copy(self)
         job.settings = dataclasses.replace(self.settings, **changes)
         job._derive()
@@ -91,7 +98,7 @@ class Cartoonizer:
     def detector(self) -> FaceDetector:
         key = ("detector", self.settings.min_face)
         if key not in self._lazy:
-            self._lazy[key] = FaceDetector(min_face=self.settings.min_face, threads=self.settings.threads)
+            self._lazy[key] = FaceDetector(min_face=self.settings.min_face, threads=self.threads)
         return self._lazy[key]
 
     @property
@@ -100,17 +107,17 @@ class Cartoonizer:
         if "segmenter" not in self._lazy:
             from .segment import Segmenter
 
-            self._lazy["segmenter"] = Segmenter(threads=self.settings.threads)
+            self._lazy["segmenter"] = Segmenter(threads=self.threads)
         return self._lazy["segmenter"]
 
     @property
     def heads(self) -> bool:
         """Whether faces go through the head model (in background mode the person keeps its face)."""
-        return self.settings.faces and self.settings.mode != "background"
+        return self.settings.faces and self.settings.part != "background"
 
     @property
     def segmented(self) -> bool:
-        return needs_mask(self.settings.mode, self.backdrop)
+        return needs_mask(self.settings.part, self.backdrop)
 
     def stylize(self, image: np.ndarray) -> np.ndarray:
         """RGB, RGBA or grey uint8 in; the same layout out (alpha passed through).
@@ -154,7 +161,7 @@ class Cartoonizer:
         bgr = rgb[..., ::-1]
         out = self.stylize_bgr(bgr, faces if self.heads else [])
         if self.segmented:
-            out = blend(bgr, out, self.segmenter(rgb), self.settings.mode, self.backdrop)
+            out = blend(bgr, out, self.segmenter(rgb), self.settings.part, self.backdrop)
         out = cv2.cvtColor(out, cv2.COLOR_BGRA2RGBA if out.shape[2] == 4 else cv2.COLOR_BGR2RGB)
         if alpha is not None:
             if out.shape[2] == 4:
@@ -165,17 +172,19 @@ class Cartoonizer:
 
     def stylize_video(self, src, dst, *, start: float | None = None, end: float | None = None, crf: int = 20,
                       preset: str = "veryfast", keep_partial: bool = False, progress=None, bar: bool | None = None,
-                      temporal: bool = True, detect_every: int = 3, blend: float = 0.8):
+                      temporal: bool = True, detect_every: int = 3, blend: float = 0.8, warmup: float = 0.0,
+                      audio: bool = True):
         """Stylize a video file into ``dst`` (streaming, audio kept, temporally stable): trim with
         ``start``/``end`` (seconds), H.264 ``crf``/``preset``, ``keep_partial`` on Ctrl-C,
         ``progress(done, total)``, a tqdm ``bar``, ``temporal`` tracking and blending (``detect_every``
-        frames, ``blend`` strength). See :func:`dctoon.video.stylize_video`; returns a
+        frames, ``blend`` strength), ``warmup`` seconds before ``start`` that settle them unwritten,
+        ``audio=False`` for the picture only. See :func:`dctoon.video.stylize_video`; returns a
         :class:`dctoon.video.VideoResult`."""
         from .video import stylize_video
 
         return stylize_video(self, src, dst, start=start, end=end, crf=crf, preset=preset,
                              keep_partial=keep_partial, progress=progress, bar=bar, temporal=temporal,
-                             detect_every=detect_every, blend=blend)
+                             detect_every=detect_every, blend=blend, warmup=warmup, audio=audio)
 
     def stylize_bgr(self, bgr: np.ndarray, faces: list[Face], weights: list[float] | None = None) -> np.ndarray:
         """The core step on one BGR frame, with faces found by the caller (video tracks them).
@@ -246,14 +255,17 @@ def compose(background: np.ndarray, heads: np.ndarray, matrices, mask: np.ndarra
     return out
 
 
-def load(style: str | None = None, settings: Settings | None = None, **options) -> Cartoonizer:
+def load(style: str | None = None, settings: Settings | None = None, *, threads: int = 0, tile: int = 1536,
+         **options) -> Cartoonizer:
     """A ``Cartoonizer`` for a style name or a model path (default: the first built-in style).
 
-    Keyword options override ``Settings`` fields, e.g. ``load("anime", max_side=1080)``.
+    ``threads`` and ``tile`` shape the loaded models; keyword options override ``Settings``
+    fields, e.g. ``load("anime", max_side=1080)``.
     """
     from .styles import default_style
 
     unknown = set(options) - {f.name for f in dataclasses.fields(Settings)}
     if unknown:
         raise TypeError(f"unknown option {sorted(unknown)[0]!r}")
-    return Cartoonizer(resolve(style or default_style()), dataclasses.replace(settings or Settings(), **options))
+    return Cartoonizer(resolve(style or default_style()), dataclasses.replace(settings or Settings(), **options),
+                       threads=threads, tile=tile)

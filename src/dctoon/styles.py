@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import ttn
+from . import network
+from .assets import Asset, of_kind
 from .errors import ModelError
 from .download import file_sha256
 from .paths import downloads_dir
@@ -72,47 +73,13 @@ class Style:
 # The official DCT-Net compound models on ModelScope
 
 
-@dataclass(frozen=True)
-class Official:
-    name: str
-    model_id: str
-    description: str
-    revision: str = "v1.0.0"
-    license: str = "Apache-2.0"
-    sha256: tuple[tuple[str, str], ...] = ()  # (role, sha256) known for the given revision
-    size: tuple[tuple[str, int], ...] = ()
-
-    @property
-    def url(self) -> str:
-        return f"https://www.modelscope.cn/models/{self.model_id}"
+OFFICIAL: dict[str, Asset] = of_kind("style")  # name -> the registry's entry
 
 
-_ANIME_SHA = "bca966dded317de32b6870b758fd01c6ab8f6ab76a285149fbf450a71624fe80"
-_OFFICIAL = [
-    Official("modelscope-anime", "damo/cv_unet_person-image-cartoon_compound-models",
-             "DCT-Net official anime style (Japanese anime look: smooth skin, big clean eyes, flat colour)",
-             sha256=(("head", _ANIME_SHA), ("background", _ANIME_SHA)),
-             size=(("head", 5_894_895), ("background", 5_894_895))),
-    Official("modelscope-3d", "damo/cv_unet_person-image-cartoon-3d_compound-models",
-             "DCT-Net official 3D style (3D-animation-film look, soft shading)"),
-    Official("modelscope-handdrawn", "damo/cv_unet_person-image-cartoon-handdrawn_compound-models",
-             "DCT-Net official hand-drawn style (coloured hand-drawn illustration)"),
-    Official("modelscope-sketch", "damo/cv_unet_person-image-cartoon-sketch_compound-models",
-             "DCT-Net official sketch style (pencil sketch, monochrome lines)"),
-    Official("modelscope-artstyle", "damo/cv_unet_person-image-cartoon-artstyle_compound-models",
-             "DCT-Net official art style (painterly artistic effect)"),
-    Official("modelscope-design", "damo/cv_unet_person-image-cartoon-sd-design_compound-models",
-             "DCT-Net official design style (trained on Stable-Diffusion-generated design exemplars)"),
-    Official("modelscope-illustration", "damo/cv_unet_person-image-cartoon-sd-illustration_compound-models",
-             "DCT-Net official illustration style (trained on Stable-Diffusion-generated illustrations)"),
-]
-OFFICIAL: dict[str, Official] = {o.name: o for o in _OFFICIAL}
-
-
-def _official_for_folder(folder: Path) -> Official | None:
+def _official_for_folder(folder: Path) -> Asset | None:
     """The official entry whose model id names this folder (ModelScope cache layouts)."""
     n = folder.name.replace("___", ".")
-    return next((o for o in _OFFICIAL if o.model_id.split("/")[1] == n), None)
+    return next((o for o in OFFICIAL.values() if o.model_id.split("/")[1] == n), None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,14 +212,14 @@ def default_style() -> str:
 
 def save_style(folder: Path, name: str, head: dict[str, np.ndarray], background: dict[str, np.ndarray] | None = None,
                *, description: str, license: str, source: str, training: dict | None = None,
-               radius: int = ttn.DEFAULT_RADIUS, eps: float = ttn.DEFAULT_EPS,
+               radius: int = network.DEFAULT_RADIUS, eps: float = network.DEFAULT_EPS,
                preview: np.ndarray | None = None, background_filter: tuple[int, float] | None = None,
-               bands: int = 0, band_sharpness: float = ttn.DEFAULT_SHARPNESS, extra: dict | None = None,
+               bands: int = 0, band_sharpness: float = network.DEFAULT_SHARPNESS, extra: dict | None = None,
                single_file: bool = False) -> Path:
     """Write a style folder atomically (built in a temp folder, then renamed into place).
 
     ``background_filter`` (radius, eps) when the background model's guided filter differs from the
-    head's; ``bands``: both models end in tone bands (``ttn.tone_bands``); ``extra`` adds fields to
+    head's; ``bands``: both models end in tone bands (``network.tone_bands``); ``extra`` adds fields to
     the model card (e.g. ``origin``); ``single_file``: one ``model.onnx`` serves as head and
     background (one set of weights and filters: half the size on disk).
     """
@@ -269,7 +236,7 @@ def save_style(folder: Path, name: str, head: dict[str, np.ndarray], background:
                 raise ValueError("single_file needs one set of weights and one guided filter")
             roles = (("head and background", "model.onnx", head, (radius, eps)),)
         for role, fname, weights, (r, e) in roles:
-            model = ttn.build_onnx(weights, r, e, {"style": name, "role": role}, bands, band_sharpness)
+            model = network.build_onnx(weights, r, e, {"style": name, "role": role}, bands, band_sharpness)
             (tmp / fname).write_bytes(model.SerializeToString())
             files[role] = {"file": fname, "sha256": file_sha256(tmp / fname)}
         if single_file:
@@ -347,9 +314,9 @@ def catalogue() -> list[Entry]:
     entries = [_entry(n, d) for n, d in have.items()]
     entries += [Entry(o.name, "official", False, o.description, None, o.license,
                       f"ModelScope {o.model_id} (revision {o.revision})", None, o.model_id)
-                for o in _OFFICIAL if o.name not in have]
+                for o in OFFICIAL.values() if o.name not in have]
     order = {"built-in": 0, "official": 1, "user": 2}
-    rank = {o.name: i for i, o in enumerate(_OFFICIAL)}
+    rank = {o.name: i for i, o in enumerate(OFFICIAL.values())}
     return sorted(entries, key=lambda e: (order[e.kind], rank.get(e.name, 0), e.name))
 
 
@@ -417,7 +384,7 @@ def _preview(model: ImportedTTN) -> np.ndarray | None:
 
         crop = np.ascontiguousarray(data.astronaut()[16:272, 124:380, ::-1])
         sess = session(model.onnx().SerializeToString(), 1)
-        out = sess.run([ttn.OUTPUT_NAME], {ttn.INPUT_NAME: crop[None].astype(np.float32)})[0][0]
+        out = sess.run([network.OUTPUT_NAME], {network.INPUT_NAME: crop[None].astype(np.float32)})[0][0]
         return np.ascontiguousarray(out[..., ::-1])
     except Exception:  # a preview is a nicety: never fail an install for it
         return None

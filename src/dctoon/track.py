@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .face import Face
+from .face import Face, greedy_match
 
 __all__ = ["FaceTracker", "OneEuro", "TemporalBlender", "Track", "warp_error", "crop_corners"]
 
@@ -184,14 +184,10 @@ class FaceTracker:
 
     def _match(self, faces: list[Face], now: float) -> list[bool]:
         """Assign detections to tracks greedily by IoU; unmatched detections start new tracks."""
-        pairs = sorted(((_iou(t.box, f.box), i, j) for i, t in enumerate(self.tracks)
-                        for j, f in enumerate(faces)), reverse=True)
-        used_t, used_f = set(), set()
-        for iou, i, j in pairs:
-            if iou < 0.3 or i in used_t or j in used_f:
-                continue
-            used_t.add(i)
-            used_f.add(j)
+        ious = ((_iou(t.box, f.box), i, j) for i, t in enumerate(self.tracks) for j, f in enumerate(faces))
+        pairs = greedy_match((-iou, i, j) for iou, i, j in ious if iou >= 0.3)
+        used_t, used_f = {i for i, _ in pairs}, {j for _, j in pairs}
+        for i, j in pairs:
             t, f = self.tracks[i], faces[j]
             t.landmarks, t.box, t.score, t.detected_t = f.landmarks.copy(), f.box.copy(), f.score, now
             t.hits += 1

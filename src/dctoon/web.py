@@ -92,7 +92,8 @@ class App:
         from .pipeline import Settings
 
         self.limits = limits or Limits()
-        self.base = Settings(faces=faces, min_face=min_face, threads=threads)
+        self.base = Settings(faces=faces, min_face=min_face)
+        self.threads = threads
         self.own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="dctoon-web-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -130,27 +131,27 @@ class App:
         p = Path(style).expanduser()
         return p.stem if p.exists() else style
 
-    def cartoonizer(self, label: str, mode: str, max_side: int | None, part: str = "all",
+    def cartoonizer(self, label: str, faces: str, max_side: int | None, part: str = "all",
                     background: str | None = None, crop: str | None = None):
         """A Cartoonizer for one job: the loaded models shared, the job's settings its own."""
         from .pipeline import Cartoonizer
 
         if label not in self.styles:
             raise ModelError(f"unknown style '{label}': choose one of {', '.join(self.styles)}")
-        if mode not in (PORTRAIT, FRAME):
-            raise InputError(f"mode must be '{PORTRAIT}' or '{FRAME}', got '{mode}'")
+        if faces not in (PORTRAIT, FRAME):
+            raise InputError(f"faces must be '{PORTRAIT}' or '{FRAME}', got '{faces}'")
         with self._lock:
             base = self._models.get(label)
             if base is None:
                 from .styles import resolve
 
-                base = Cartoonizer(resolve(self.styles[label][0]), dataclasses.replace(self.base))
+                base = Cartoonizer(resolve(self.styles[label][0]), self.base, threads=self.threads)
                 self._models[label] = base
-            job = base.configure(faces=mode == PORTRAIT, max_side=self.max_side(max_side), mode=part or "all",
-                                 background=background or None, crop=crop or None)
+            job = base.configure(faces=faces == PORTRAIT, max_side=self.max_side(max_side), part=part or "all",
+                                 backdrop=background or None, crop=crop or None)
             if job.segmented:
                 job.segmenter  # noqa: B018 - built once under the lock, shared by every job (ORT runs are thread-safe)
-            if (mode == PORTRAIT or job.aspect) and self.limits.concurrency == 1:
+            if (faces == PORTRAIT or job.aspect) and self.limits.concurrency == 1:
                 job.detector  # noqa: B018 - likewise, for jobs that run one at a time
         return job.fork() if self.limits.concurrency > 1 else job  # MTCNN keeps per-call state
 
@@ -235,13 +236,13 @@ class App:
         return items
 
     # ---------------------------------------------------------------- jobs
-    def stylize_image(self, path, label, mode, max_side, part="all", background=None, crop=None):
+    def stylize_image(self, path, label, faces, max_side, part="all", background=None, crop=None):
         from .images import pixel_budget, read_image, write_image
 
         if not path:
             raise InputError("no image: upload a photo first / 请先上传照片")
         size = self.max_side(max_side)
-        c = self.cartoonizer(label, mode, size, part, background, crop)
+        c = self.cartoonizer(label, faces, size, part, background, crop)
         budget = int(min(self.limits.max_megapixels * 1e6, pixel_budget()))
         image, result = c.before_after(read_image(Path(path), max_side=size, max_pixels=budget))
         stem = Path(path).stem[:60] or "image"
@@ -249,7 +250,7 @@ class App:
         write_image(dst, result)
         return (image, result), str(dst)
 
-    def stylize_video(self, path, label, mode, max_side, start, end, progress=None, part="all", background=None,
+    def stylize_video(self, path, label, faces, max_side, start, end, progress=None, part="all", background=None,
                       crop=None):
         from .video import check_span, probe
 
@@ -269,7 +270,7 @@ class App:
                              f"每次最多 {limit:g} 秒，请设置起止时间")
         # the header may not know the length (or may lie): decoded time is what counts, the span ends at the limit
         end = start + limit if end is None else min(end, start + limit)
-        c = self.cartoonizer(label, mode, max_side, part, background, crop)
+        c = self.cartoonizer(label, faces, max_side, part, background, crop)
         dst = self.job_dir() / f"{path.stem[:60] or 'video'}_{label}.mp4"
         began = time.monotonic()
 
@@ -425,7 +426,7 @@ video, summary = client.predict(
     api_name="/{IMAGE_API}")
 ```
 
-Mode: `"{PORTRAIT}"` (faces refined by the head model + background) or `"{FRAME}"` (whole frame,
+Faces: `"{PORTRAIT}"` (faces refined by the head model + background) or `"{FRAME}"` (whole frame,
 background model only). Size: longest side in pixels, `0` = original. Stylize: `"all"`, `"person"`,
 `"background"`. Behind the person: `"keep"`, `"blur"`, `"color"` (the colour), `"image"` (the background
 image), `"transparent"` (photos). Auto-crop: `"original"` or `W:H`. Errors come back as
@@ -451,10 +452,10 @@ def build(app: App, url: str = "http://127.0.0.1:7860/"):
             with gr.Column(scale=2):
                 style = gr.Radio(names, value=app.default, label="Style / 风格", elem_id="dctoon-style",
                                  info=app.describe(app.default))
-                mode = gr.Radio([("Portrait: faces refined + background / 人像：人脸精修 + 背景", PORTRAIT),
+                faces = gr.Radio([("Portrait: faces refined + background / 人像：人脸精修 + 背景", PORTRAIT),
                                  ("Whole frame only / 仅整幅画面", FRAME)],
-                                value=PORTRAIT if app.base.faces else FRAME, label="Mode / 模式",
-                                elem_id="dctoon-mode")
+                                value=PORTRAIT if app.base.faces else FRAME, label="Faces / 人脸",
+                                elem_id="dctoon-faces")
                 sizes = [s for s in SIZES if not lim.max_side or 0 < s[1] <= lim.max_side] or [SIZES[-1]]
                 size = gr.Dropdown(sizes, value=1024 if any(s[1] == 1024 for s in sizes) else sizes[0][1],
                                    label="Output size, longest side / 输出尺寸（长边像素）",
@@ -514,27 +515,27 @@ def build(app: App, url: str = "http://127.0.0.1:7860/"):
         with gr.Accordion("API · 接口 (gradio_client)", open=False):
             gr.Markdown(api_help(url, app.default))
 
-        def stylize_image(image, style_name, mode_name, max_side, part_name="all", backdrop_kind="keep",
+        def stylize_image(image, style_name, faces_name, max_side, part_name="all", backdrop_kind="keep",
                           color_value="#ffffff", backdrop_image=None, crop_name=ORIGINAL):
             """Stylize a photo: returns (input, result) and the result as a PNG file."""
-            return app.stylize_image(image and uploaded(image, "image"), style_name, mode_name, max_side, part_name,
+            return app.stylize_image(image and uploaded(image, "image"), style_name, faces_name, max_side, part_name,
                                      backdrop_value(backdrop_kind, color_value, backdrop_image), crop_name)
 
-        def stylize_video(video, style_name, mode_name, max_side, start_s, end_s, part_name="all",
+        def stylize_video(video, style_name, faces_name, max_side, start_s, end_s, part_name="all",
                           backdrop_kind="keep", color_value="#ffffff", backdrop_image=None, crop_name=ORIGINAL,
                           progress=gr.Progress()):
             """Stylize a video (audio kept): returns the result video and a summary line."""
-            return app.stylize_video(video and uploaded(video, "video"), style_name, mode_name, max_side, start_s,
+            return app.stylize_video(video and uploaded(video, "video"), style_name, faces_name, max_side, start_s,
                                      end_s, progress, part_name,
                                      backdrop_value(backdrop_kind, color_value, backdrop_image), crop_name)
 
         look = [part, backdrop, color, bg_image, crop]
-        image_go.click(_guard(stylize_image, 0), [image_in, style, mode, size, *look], [image_out, image_file],
+        image_go.click(_guard(stylize_image, 0), [image_in, style, faces, size, *look], [image_out, image_file],
                        api_name=IMAGE_API, concurrency_id="dctoon", concurrency_limit=lim.concurrency)
         for box in (image_in, bg_image):  # a file that is not a picture: one clear line at upload (the
             _name_bad_images(box)         # check is the component's preprocessing) and again at the button
             box.upload(lambda path: None, box, None, api_name=False, concurrency_limit=None, show_progress="hidden")
-        video_go.click(_guard(stylize_video, 0), [video_in, style, mode, size, start, end, *look],
+        video_go.click(_guard(stylize_video, 0), [video_in, style, faces, size, start, end, *look],
                        [video_out, video_info],
                        api_name=VIDEO_API, concurrency_id="dctoon", concurrency_limit=lim.concurrency,
                        show_progress="full")

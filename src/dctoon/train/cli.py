@@ -10,7 +10,7 @@ from ._util import add_dataclass_arguments, dataclass_from_args
 # sub-command: (settings dataclass, module and function run with it, help)
 COMMANDS = {
     "prepare": (settings.PrepareSettings, "dctoon.train.prepare", "prepare", "detect, align and filter a data set"),
-    "ttn": (settings.TTNSettings, "dctoon.train.ttn", "train_ttn", "train the texture translation network"),
+    "ttn": (settings.TTNSettings, "dctoon.train.gan", "train_ttn", "train the texture translation network"),
     "distill": (settings.DistillSettings, "dctoon.train.distill", "distill",
                 "distil a teacher style into a smaller, faster student TTN"),
     "export": (settings.ExportSettings, "dctoon.train.export", "export",

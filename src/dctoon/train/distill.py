@@ -40,7 +40,7 @@ from dctoon.errors import InputError
 from ._util import dataset_files, log_step, psnr, read_bgr, relative, save_checkpoint
 from .settings import DistillSettings
 from .model import Generator, guided_filter
-from .ttn import save_grid, stop_deadline
+from .gan import save_grid, stop_deadline
 
 KINDS = ("face", "zoom", "scene", "degraded")
 POOL_FILE = "pool.npz"
@@ -152,7 +152,7 @@ def prune(weights: dict[str, np.ndarray], channel: int, blocks: int) -> dict[str
     and ``dec1``). In each such group, and in every other layer, the output channels whose kernels have
     the largest L1 norm are kept; of the residual blocks, those whose second convolution is largest.
     """
-    from dctoon.ttn import config_of
+    from dctoon.network import config_of
 
     wide, n_blocks = config_of(weights)
     if channel > wide or blocks > n_blocks:
@@ -248,12 +248,12 @@ class Distiller:
         if s.resume and (self.out / "checkpoint.pt").exists():
             self.load(self.out / "checkpoint.pt")
         elif s.init:
-            from dctoon.ttn import config_of
+            from dctoon.network import config_of
 
             if s.init == "teacher":
                 weights, self.init = imported.weights, f"the teacher ({self.teacher_label})"
             else:
-                from .ttn import style_weights
+                from .gan import style_weights
 
                 weights, self.init = style_weights(s.init)
             if config_of(weights) != (s.channel, s.blocks):
@@ -399,7 +399,7 @@ ATTRIBUTION = "DCT-Net (Men et al., SIGGRAPH 2022), Alibaba DAMO Academy, Apache
 
 def distill_card(st: dict, metrics: dict | None = None, command: str | None = None) -> dict:
     """The model card's training record of a distilled student."""
-    from dctoon.ttn import mac_per_pixel
+    from dctoon.network import mac_per_pixel
 
     s = st["settings"]
     card = {

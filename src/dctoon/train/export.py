@@ -8,19 +8,19 @@ from pathlib import Path
 
 import numpy as np
 
-from dctoon.ttn import DEFAULT_SHARPNESS
+from dctoon.network import DEFAULT_SHARPNESS
 
 from ._util import read_bgr
 from .distill import distill_card
 from .settings import ExportSettings
-from .ttn import load_generator, training_card
+from .gan import load_generator, training_card
 
 
 def export(settings: ExportSettings) -> Path:
     """A checkpoint, or a style (re-exported with its card's training record kept), as a style folder."""
     from dctoon.importers import ImportedTTN, read_any
     from dctoon.styles import resolve, save_style
-    from dctoon.ttn import DEFAULT_EPS, DEFAULT_RADIUS, reference_forward
+    from dctoon.network import DEFAULT_EPS, DEFAULT_RADIUS, reference_forward
 
     s = settings
     metrics = json.loads(Path(s.metrics).read_text()) if s.metrics else None

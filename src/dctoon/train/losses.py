@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dctoon.errors import ModelError
-from dctoon.ttn import DEFAULT_SHARPNESS, LEAKY_SLOPE, LUMA_BGR
+from dctoon.network import DEFAULT_SHARPNESS, LEAKY_SLOPE, LUMA_BGR
 
 
 from .model import guided_filter
@@ -126,7 +126,7 @@ def abstraction(bgr: np.ndarray, levels: int = 8, phi: float = 3.0, ink: float =
 
 
 def tone_bands(x: torch.Tensor, levels: int, sharpness: float = DEFAULT_SHARPNESS) -> torch.Tensor:
-    """The generator's optional last layer, :func:`dctoon.ttn.tone_bands` in torch: luminance in
+    """The generator's optional last layer, :func:`dctoon.network.tone_bands` in torch: luminance in
     ``levels`` soft bands (flat shading), the colour kept. The backward pass is the identity (a
     straight-through estimator, as in quantisation-aware training): the bands' plateaus have almost
     no slope, so the exact gradient would leave most pixels untrained. The losses see the bands."""

@@ -1,5 +1,5 @@
 """The texture translation network in PyTorch, readable in one file: White-box Cartoonization's
-``unet_generator`` with the exact TensorFlow semantics of :mod:`dctoon.ttn` (so trained weights
+``unet_generator`` with the exact TensorFlow semantics of :mod:`dctoon.network` (so trained weights
 export unchanged, at any width) and the guided filter every trainer puts after it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dctoon.ttn import LEAKY_SLOPE, conv_specs
+from dctoon.network import LEAKY_SLOPE, conv_specs
 
 
 
@@ -48,7 +48,7 @@ class ResBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    """unet_generator; parameter names equal :func:`dctoon.ttn.conv_specs` names, so
+    """unet_generator; parameter names equal :func:`dctoon.network.conv_specs` names, so
     ``state_dict()`` is the project's weights dict. BGR in [-1, 1], NCHW."""
 
     def __init__(self, channel: int = 32, num_blocks: int = 4):
@@ -92,7 +92,7 @@ def box_filter(x: torch.Tensor, r: int) -> torch.Tensor:
 
 
 def guided_filter(guide: torch.Tensor, src: torch.Tensor, r: int = 1, eps: float = 5e-3) -> torch.Tensor:
-    """Guided filter with zero-padded box sums normalised by the in-bounds count (as dctoon.ttn)."""
+    """Guided filter with zero-padded box sums normalised by the in-bounds count (as dctoon.network)."""
     n = box_filter(guide.new_ones(1, 1, *guide.shape[-2:]), r)
     mean_x, mean_y = box_filter(guide, r) / n, box_filter(src, r) / n
     cov = box_filter(guide * src, r) / n - mean_x * mean_y

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dctoon.ttn import DEFAULT_SHARPNESS
+from dctoon.network import DEFAULT_SHARPNESS
 
 
 def _f(default, help: str, **kw):

@@ -23,6 +23,7 @@ What comes out (:mod:`.writer`):
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -31,13 +32,13 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import InputError, Interrupted
-from .reader import check_span, open_span, probe
+from .reader import check_span, keyframes, open_span, probe
 from .stages import END, Decoder, Encoder
 from .temporal import FrameStylizer
 from .writer import OUTPUT_FORMATS, VideoWriter, output_format, remove_stale_partials
 
-__all__ = ["OUTPUT_FORMATS", "FrameStylizer", "VideoResult", "check_span", "probe", "remove_stale_partials",
-           "stylize_video"]
+__all__ = ["OUTPUT_FORMATS", "FrameStylizer", "VideoResult", "check_span", "join_pieces", "keyframes", "probe",
+           "remove_stale_partials", "stylize_video"]
 
 
 @dataclass
@@ -50,6 +51,7 @@ class VideoResult:
     size: tuple[int, int]      # output width, height
     audio: str | None          # "copied", "re-encoded" or None
     partial: bool = False      # an interrupted run kept with keep_partial
+    origin: float = 0.0        # the input time of the first frame written (seconds)
 
     def describe(self) -> str:
         w, h = self.size
@@ -73,6 +75,8 @@ def stylize_video(
     temporal: bool = True,
     detect_every: int = 3,
     blend: float = 0.8,
+    warmup: float = 0.0,
+    audio: bool = True,
 ) -> VideoResult:
     """Stylize the video ``src`` into ``dst`` (see the module docstring for what is kept).
 
@@ -81,24 +85,31 @@ def stylize_video(
     ``KeyboardInterrupt``, interrupts cleanly). ``bar`` shows a tqdm bar on stderr (default:
     when stderr is a terminal). ``temporal=False`` stylizes every frame independently. Ctrl-C
     raises :class:`dctoon.errors.Interrupted` (a ``KeyboardInterrupt``) carrying what was kept.
+    ``warmup`` seconds before ``start`` are stylized but not written, so tracking and blending are
+    settled at the first frame (a piece of a longer video, :func:`join_pieces`); ``audio=False``
+    writes the picture only.
     """
     from tqdm import tqdm
 
     src, dst = Path(src), Path(dst)
     _check_options(cartoonizer, src, dst, start, end, crf, detect_every, blend)
+    if not (warmup >= 0 and math.isfinite(warmup)):
+        raise InputError(f"warmup must be 0 or more seconds, got {warmup}")
     show = sys.stderr.isatty() if bar is None else bar
-    # 1. the input span, and auto-crop's camera path (a first pass over the same span)
-    container, stream, rate, total = open_span(src, start, end)
+    lead = max(0.0, start - warmup) if start and warmup else start
+    # 1. the input span (with the warm-up), and auto-crop's camera path (a first pass over the same span)
+    container, stream, rate, total = open_span(src, lead, end)
     stop = threading.Event()
     try:
-        windows = _plan_crop(cartoonizer, src, start, end, show)
-        # 2. the decoder thread; its first frame fixes the output's size and time origin
-        decoder = Decoder(container, stream, src, start, end, windows, cartoonizer.settings.max_side, stop)
+        process = FrameStylizer(cartoonizer, temporal=temporal, detect_every=detect_every, blend=blend)
+        windows = _plan_crop(cartoonizer, src, lead, end, show)
+        # 2. the decoder thread; the first frame after the warm-up fixes the output's size and time origin
+        decoder = Decoder(container, stream, src, lead, end, windows, cartoonizer.settings.max_side, stop)
         decoder.start()
-        first = decoder.first()
+        first = _settle(decoder, process, start, end)
         # 3. the writer (with the audio) and the encoder thread feeding it
         writer = VideoWriter(src, dst, size=first[0].shape[1::-1], rate=rate, time_base=stream.time_base,
-                             origin=(first[1], first[3]), crf=crf, preset=preset, start=start, end=end)
+                             origin=(first[1], first[3]), crf=crf, preset=preset, start=start, end=end, audio=audio)
     except BaseException:
         stop.set()
         container.close()
@@ -106,7 +117,6 @@ def stylize_video(
     encoder = Encoder(writer, stop)
     encoder.start()
     # 4. the loop: stylize each frame as it is decoded
-    process = FrameStylizer(cartoonizer, temporal=temporal, detect_every=detect_every, blend=blend)
     interrupted = error = None
     done, item = 0, first
     with tqdm(total=total or None, unit="frame", disable=not show, file=sys.stderr, desc=src.name[:30],
@@ -137,6 +147,18 @@ def stylize_video(
     return result
 
 
+def _settle(decoder: Decoder, process: FrameStylizer, start: float | None, end: float | None):
+    """The first frame to write: warm-up frames before ``start`` go through ``process`` only."""
+    item = decoder.first()
+    while item is not END and start and item[3] < start - 1e-6:
+        process(item[0], item[3])
+        item = decoder.get()
+    if item is END:
+        decoder.check()
+        raise InputError(f"{decoder.src}: no video frames between {start:g} s and {end or 0:g} s")
+    return item
+
+
 def _finish(writer: VideoWriter, encoder: Encoder, error, interrupted, keep_partial: bool) -> VideoResult | None:
     """The output renamed into place (a partial one when interrupted with ``keep_partial``), or
     deleted and the error raised; None when an interruption leaves nothing to keep."""
@@ -152,7 +174,7 @@ def _finish(writer: VideoWriter, encoder: Encoder, error, interrupted, keep_part
         if writer.written:
             path = writer.finish(cut_audio=interrupted is not None)
             return VideoResult(path, writer.written, writer.last_end, writer.size,
-                               writer.audio, partial=interrupted is not None)
+                               writer.audio, partial=interrupted is not None, origin=writer.origin_t)
     else:
         encoder.stop.set()
         encoder.join(timeout=10)
@@ -162,6 +184,46 @@ def _finish(writer: VideoWriter, encoder: Encoder, error, interrupted, keep_part
     if interrupted is None:
         raise RuntimeError("video encoding failed")
     return None
+
+
+def join_pieces(src: str | os.PathLike, pieces: list[VideoResult], dst: str | os.PathLike, *,
+                start: float | None = None, end: float | None = None) -> VideoResult:
+    """One video from stylized pieces of ``src`` (written in order with ``audio=False``, each
+    starting at a keyframe it was cut at), by stream copy: no frame is encoded twice. The source's
+    audio of [start, end) is muxed once, as :func:`stylize_video` would have."""
+    import av
+
+    src, dst = Path(src), Path(dst)
+    output_format(dst)
+    origin = pieces[0].origin
+    with av.open(str(pieces[0].path)) as first:
+        vs = first.streams.video[0]
+        tb = vs.time_base
+        writer = VideoWriter(src, dst, size=(vs.codec_context.width, vs.codec_context.height),
+                             rate=vs.average_rate, time_base=tb, origin=(0, origin), crf=0, preset="",
+                             start=start, end=end, template=vs)
+    try:
+        last_dts = None
+        for piece in pieces:
+            with av.open(str(piece.path)) as c:
+                s = c.streams.video[0]
+                if s.time_base != tb:
+                    raise InputError(f"{piece.path}: time base {s.time_base} differs from the first piece's {tb}")
+                shift = round((piece.origin - origin) / tb)
+                for p in c.demux(s):
+                    if p.pts is None:
+                        continue
+                    p.pts += shift
+                    p.dts = p.pts if p.dts is None else p.dts + shift
+                    if last_dts is not None and p.dts <= last_dts:  # a decoding delay that differs at a seam
+                        p.dts = min(last_dts + 1, p.pts)
+                    last_dts = p.dts
+                    writer.copy(p, float(p.dts * tb), float((p.pts + (p.duration or 0)) * tb))
+    except BaseException:
+        writer.abort()
+        raise
+    path = writer.finish(cut_audio=False)
+    return VideoResult(path, writer.written, writer.last_end, writer.size, writer.audio, origin=origin)
 
 
 def _check_options(cartoonizer, src: Path, dst: Path, start, end, crf: int, detect_every: int, blend: float) -> None:

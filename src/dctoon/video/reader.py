@@ -136,3 +136,15 @@ def even(bgr: np.ndarray) -> np.ndarray:
     if h % 2 or w % 2:
         bgr = cv2.copyMakeBorder(bgr, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
     return bgr
+
+
+def keyframes(path: Path) -> list[float]:
+    """The input times (seconds) of the video's keyframes, from the packets alone (nothing is
+    decoded): where it can be cut into pieces that decode on their own."""
+    container = open_video(path)
+    try:
+        vs = video_stream(container)
+        return sorted(float(p.pts * vs.time_base) for p in container.demux(vs)
+                      if p.is_keyframe and p.pts is not None)
+    finally:
+        container.close()

@@ -51,7 +51,7 @@ class FrameStylizer:
             rgb = np.ascontiguousarray(bgr[..., ::-1])
             mask = c.segmenter(rgb)
             mask = self.smoother(rgb, mask) if self.smoother is not None else mask
-            out = matte_blend(bgr, out, mask, c.settings.mode, c.backdrop)
+            out = matte_blend(bgr, out, mask, c.settings.part, c.backdrop)
         return out
 
 

@@ -64,10 +64,14 @@ def remove_stale_partials(folder: Path) -> list[Path]:
 class VideoWriter:
     """One output video. ``write`` each frame, then ``finish`` (flush, close, rename into place) or
     ``abort`` (close, delete). Frame times are shifted by ``origin`` (pts and seconds of the first
-    frame) so the output starts at 0; the audio of [start, end) is shifted the same way."""
+    frame) so the output starts at 0; the audio of [start, end) is shifted the same way.
+
+    ``audio=False`` writes the picture only. With a ``template`` stream the video is not encoded
+    but copied: ``copy`` takes that stream's packets (joining pieces encoded alike)."""
 
     def __init__(self, src: Path, dst: Path, *, size: tuple[int, int], rate, time_base, origin: tuple[int, float],
-                 crf: int, preset: str, start: float | None, end: float | None):
+                 crf: int, preset: str, start: float | None, end: float | None, audio: bool = True,
+                 template=None):
         import av
 
         self.src, self.dst, self.size, self.rate, self.time_base = src, dst, tuple(size), rate, time_base
@@ -82,13 +86,19 @@ class VideoWriter:
         self.tmp = Path(name)
         self.fmt = output_format(dst)
         self.out = av.open(str(self.tmp), "w", format=self.fmt)
+        self.copying = template is not None
         try:
-            v = self.out.add_stream("libx264", rate=rate)
-            v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
-            v.time_base = v.codec_context.time_base = time_base
-            v.options = {"crf": str(crf), "preset": preset}
+            if self.copying:
+                v = self.out.add_stream_from_template(template)
+                v.time_base = time_base
+            else:
+                v = self.out.add_stream("libx264", rate=rate)
+                v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
+                v.time_base = v.codec_context.time_base = time_base
+                v.options = {"crf": str(crf), "preset": preset}
             self.video = v
-            self._open_audio(start)
+            if audio:
+                self._open_audio(start)
         except BaseException:
             self._close()
             self._discard()
@@ -192,12 +202,21 @@ class VideoWriter:
         step = float(dur * self.time_base) if dur else 1.0 / float(self.rate)
         self.last_end = t - self.origin_t + step
 
+    def copy(self, packet, t: float, end: float) -> None:
+        """Mux one encoded frame of the template's kind, already on this writer's time base; ``t``
+        is its decoding time and ``end`` its display end, in seconds after the origin."""
+        self._mux_audio_until(t)
+        packet.stream = self.video
+        self.out.mux(packet)
+        self.written += 1
+        self.last_end = max(self.last_end, end)
+
     # -- the end
     def finish(self, cut_audio: bool) -> Path:
         """Flush the encoder, mux the rest of the audio (up to the last frame's end when ``cut_audio``),
         close and rename into place. Any failure deletes the temp file and is raised as one line."""
         try:
-            for packet in self.video.encode(None):
+            for packet in [] if self.copying else self.video.encode(None):
                 self.out.mux(packet)
             self._mux_audio_until(self.last_end if cut_audio or self.end is not None else None)
         except BaseException as e:

@@ -1,7 +1,7 @@
 """Texture translation network (TTN) trainer: DCT-Net's recipe in PyTorch.
 
 The generator is :mod:`.model` (White-box Cartoonization's ``unet_generator`` with the exact
-TensorFlow semantics of :mod:`dctoon.ttn`, so trained weights export unchanged), the critics and
+TensorFlow semantics of :mod:`dctoon.network`, so trained weights export unchanged), the critics and
 losses are :mod:`.losses`; this module holds the online geometry calibration and the training loop
 with resumable checkpoints and sample grids (:mod:`.export` writes the style).
 
@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from dctoon.errors import InputError
-from dctoon.ttn import config_of
+from dctoon.network import config_of
 
 from ._util import LANDMARKS_FILE, dataset_files, log_step, read_bgr, relative, save_checkpoint
 from .settings import TTNSettings
@@ -355,7 +355,7 @@ def load_generator(checkpoint: str | Path) -> tuple[Generator, dict]:
 def training_card(st: dict, metrics: dict | None = None, command: str | None = None) -> dict:
     s = st["settings"]
     card = {
-        "trainer": "dctoon.train.ttn (DCT-Net TTN recipe, PyTorch)",
+        "trainer": "dctoon.train.gan (DCT-Net TTN recipe, PyTorch)",
         "data": {"photos": relative(s["photos"]), "styles": relative(s["styles"]), "n_photos_train": st.get("n_photos"),
                  "n_exemplars": st.get("n_styles"), "holdout": s["holdout"]},
         "steps": st["step"], "warmup_steps": s["warmup"], "batch": s["batch"],
