@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the tests need and run the whole suite:
 #   - Debian's chromium and a CJK font (the web app is tested in a real browser), via apt when missing
-#   - a virtual environment .venv with dctoon and its test, web and train extras
+#   - a virtual environment .venv with dctoon and its test, web, train and ray extras
 # Extra arguments go to pytest, e.g. scripts/test.sh -k video -x
 # The tests never touch the user's ~/.cache/dctoon: each run gets its own DCTOON_HOME.
 set -euo pipefail
@@ -21,9 +21,9 @@ if [ ! -x .venv/bin/python ]; then
   step "creating the virtual environment .venv"
   "$PY" -m venv .venv
 fi
-step "installing dctoon with its test, web and train extras into .venv (pip, a few minutes the first time)"
+step "installing dctoon with its test, web, train and ray extras into .venv (pip, a few minutes the first time)"
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test,web,train]'
+.venv/bin/python -m pip install -q -e '.[test,web,train,ray]'
 
 DCTOON_HOME="$(mktemp -d "${TMPDIR:-/tmp}/dctoon-test-home.XXXXXX")"
 export DCTOON_HOME

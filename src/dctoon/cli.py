@@ -10,7 +10,6 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Callable
 
 from .errors import DctoonError, InputError
 
@@ -40,73 +39,27 @@ def _add_frame_options(p: argparse.ArgumentParser, what: str) -> None:
                         + ("; a smooth virtual camera follows the main face or group" if what == "video" else ""))
 
 
-def _load(args):
-    from .pipeline import Settings, load
+def _settings(args):
+    from .pipeline import Settings
 
     if args.max_side is not None and args.max_side < 8:
         raise InputError("--max-side must be at least 8")
-    settings = Settings(max_side=args.max_side, faces=not args.no_faces, min_face=args.min_face,
-                        part=getattr(args, "part", "all"), backdrop=getattr(args, "backdrop", None),
-                        crop=getattr(args, "crop", None))
-    return load(args.style, settings, threads=args.threads)
+    return Settings(max_side=args.max_side, faces=not args.no_faces, min_face=args.min_face,
+                    part=getattr(args, "part", "all"), backdrop=getattr(args, "backdrop", None),
+                    crop=getattr(args, "crop", None))
 
 
-def _image_name(src: Path, style: str, alpha: bool) -> str:
-    from .images import IMAGE_SUFFIXES
+def _load(args):
+    from .pipeline import load
 
-    ext = src.suffix.lower() if src.suffix.lower() in IMAGE_SUFFIXES else ".png"
-    if alpha and ext in (".jpg", ".jpeg", ".bmp"):
-        ext = ".png"
-    return f"{src.stem}_{style}{ext}"
-
-
-def _unused(path: Path) -> Path:
-    """``path``, or ``NAME-2.EXT``, ``NAME-3.EXT``, ... when an earlier output is there: never overwritten."""
-    n, candidate = 1, path
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-    return candidate
-
-
-def plan_outputs(paths: list[Path], out: Path | None, name: Callable[[Path], str], suffixes,
-                 what: str) -> list[Path]:
-    """Every output name, decided before any work: one input with ``-o NAME.EXT`` (an extension in
-    ``suffixes``) is that file, which must not exist yet; otherwise ``-o`` is a folder (default: here)
-    of ``name(input)``, an earlier output there kept by numbering the new one. Clashes (an output that
-    is an input, two outputs with one name) are refused in one line."""
-    as_file = out is not None and not out.is_dir() and out.suffix.lower() in suffixes
-    if len(paths) > 1 and out is not None and (as_file or out.is_file()):
-        raise InputError(f"-o {out}: {len(paths)} inputs need an output folder, not a file name")
-    if out is not None and out.is_file() and not as_file:
-        raise InputError(f"-o {out}: a file that is not {what}; name {what} file or a folder")
-    inputs = {p.resolve(): p for p in paths}
-    plan: list[Path] = []
-    taken: dict[Path, Path] = {}
-    for src in paths:
-        if as_file:
-            dst = out
-            if dst.exists() and dst.resolve() not in inputs:
-                raise InputError(f"{dst} exists: choose another output name or remove it (nothing is overwritten)")
-        else:
-            dst = (out or Path(".")) / name(src)
-            if dst.resolve() not in inputs:
-                dst = _unused(dst)
-        key = dst.resolve()
-        if key in inputs:
-            raise InputError(f"{dst} is an input: its output would overwrite it; choose another -o folder")
-        if key in taken:
-            raise InputError(f"{taken[key]} and {src} would both be written to {dst}: stylize them into"
-                             " separate -o folders")
-        taken[key] = src
-        plan.append(dst)
-    return plan
+    return load(args.style, _settings(args), threads=args.threads)
 
 
 def cmd_image(args) -> int:
     from tqdm import tqdm
 
     from .images import IMAGE_SUFFIXES, expand_inputs, image_header, read_image, write_image
+    from .outputs import image_name, plan_outputs
 
     paths = expand_inputs(args.inputs)
     if not paths:
@@ -116,7 +69,7 @@ def cmd_image(args) -> int:
     transparent = cartoonizer.backdrop is not None and cartoonizer.backdrop.kind == "transparent"
     headers = {src: image_header(src) for src in paths}
     plan = plan_outputs(paths, Path(args.output) if args.output else None,
-                        lambda src: _image_name(src, style, transparent or headers[src][0]), IMAGE_SUFFIXES,
+                        lambda src: image_name(src, style, transparent or headers[src][0]), IMAGE_SUFFIXES,
                         "an image")
     written, failed = [], 0
     try:
@@ -142,13 +95,14 @@ def cmd_image(args) -> int:
 def cmd_video(args) -> int:
     import signal
 
+    from .outputs import plan_outputs, video_name
     from .video import OUTPUT_FORMATS, check_span, remove_stale_partials
 
     src = Path(args.input)
     check_span(args.start, args.end)
     cartoonizer = _load(args)
     style = Path(cartoonizer.style.name).stem
-    dst = plan_outputs([src], Path(args.output) if args.output else None, lambda s: f"{s.stem}_{style}.mp4",
+    dst = plan_outputs([src], Path(args.output) if args.output else None, lambda s: video_name(s, style),
                        OUTPUT_FORMATS, "a video")[0]
     remove_stale_partials(dst.parent)
 
@@ -172,6 +126,38 @@ def cmd_video(args) -> int:
         signal.signal(signal.SIGTERM, previous)
     print(result.describe())
     return 0
+
+
+def cmd_batch(args) -> int:
+    import signal
+
+    from .batch import BatchOptions, run
+
+    for name in ("workers", "retries"):
+        if getattr(args, name) < 0:
+            raise InputError(f"--{name} must be 0 or more")
+    if not args.segment > 0 or not args.warmup >= 0:
+        raise InputError("--segment must be more than 0 seconds and --warmup 0 or more")
+    options = BatchOptions(style=args.style, settings=_settings(args), workers=args.workers,
+                           threads=args.threads, retries=args.retries, segment=args.segment, warmup=args.warmup,
+                           crf=args.crf, preset=args.preset, address=args.address)
+
+    def terminate(signum, frame):  # a kill (SIGTERM) stops like Ctrl-C: the manifest is saved
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        report = run(args.inputs, args.output, options, bar=None if not args.quiet else False)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    where = Path(args.output) / "batch.json"
+    if report.interrupted:
+        print(f"dctoon: interrupted: {report.done} done this run; run the same command again to resume "
+              f"({where})", file=sys.stderr)
+        return 130
+    print(f"batch: {report.done} done, {report.skipped} finished earlier, {report.failed} failed ({where})",
+          file=sys.stderr)
+    return 2 if report.failed else 0
 
 
 def cmd_styles(args) -> int:
@@ -302,6 +288,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="temporal blending strength 0..1 against flicker (default: 0.8; 0 disables)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_video)
+
+    p = sub.add_parser("batch", help="many images and videos on Ray, local or a cluster (needs dctoon[ray])",
+                       description=(
+        "Stylize every image and video in INPUTS into one folder on Ray: a local Ray by default, an "
+        "existing cluster with --address. Long videos are cut at keyframes and their pieces stylized in "
+        "parallel. OUT/batch.json records every item; a re-run skips finished outputs (size and checksum) "
+        "and resumes after Ctrl-C. Inputs and OUT must be paths every worker can see."))
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="files, folders (searched recursively), globs, or .txt/.csv lists of paths")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (NAME_STYLE.EXT inside)")
+    _add_style_options(p)
+    _add_frame_options(p, "video")
+    p.add_argument("--address", metavar="ADDR", help="an existing Ray cluster (auto, HOST:PORT, ray://...)")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="models loaded at once, each with an equal share of the CPUs (default: one per CPU)")
+    p.add_argument("--retries", type=int, default=2, metavar="N",
+                   help="tries after a failure, for each item (bad input is not retried; default: 2)")
+    p.add_argument("--segment", type=float, default=10.0, metavar="S",
+                   help="videos are cut into pieces of about S seconds at keyframes (default: 10)")
+    p.add_argument("--warmup", type=float, default=1.0, metavar="S",
+                   help="seconds before each piece that are stylized but not written (default: 1)")
+    p.add_argument("--crf", type=int, default=20, metavar="N", help="H.264 quality for videos (default: 20)")
+    p.add_argument("--preset", default="veryfast", help="x264 speed preset (default: veryfast)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("demo", help="stylize a portrait that ships with scikit-image, as image and video",
                        description="Stylize scikit-image's astronaut portrait and a short camera move over "

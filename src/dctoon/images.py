@@ -181,15 +181,18 @@ def write_image(path: Path, rgb: np.ndarray, quality: int = 95) -> None:
     atomic_write(path, buf.tobytes())
 
 
-def expand_inputs(items: list[str]) -> list[Path]:
-    """Files, folders (their images, sorted) and glob patterns -> image paths, in order, each once."""
+def expand_inputs(items: list[str], suffixes: tuple[str, ...] = IMAGE_SUFFIXES,
+                  recursive: bool = False) -> list[Path]:
+    """Files, folders (their files with these suffixes, sorted; ``recursive``: in subfolders too)
+    and glob patterns -> paths, in order, each once."""
     import glob
 
     out: list[Path] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+            found = p.rglob("*") if recursive else p.iterdir()
+            out += sorted(q for q in found if q.suffix.lower() in suffixes and q.is_file())
         elif p.exists():
             out.append(p)
         elif any(c in item for c in "*?["):

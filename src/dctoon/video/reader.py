@@ -15,6 +15,9 @@ from ..errors import InputError
 from ..images import check_input
 
 
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".3gp")
+
+
 def open_video(path: Path):
     """A PyAV container with a real video stream, or a one-line InputError."""
     import av
