@@ -26,34 +26,9 @@ from dctoon.images import read_image, write_image  # noqa: E402
 from dctoon.track import warp_error  # noqa: E402
 
 from conftest import FP16, IMAGES, VIDEOS, need, one_line_error, run  # noqa: E402
+from media import short_gop_clip  # noqa: E402
 
 SIDE = 96
-
-
-def short_gop_clip(src: Path, dst: Path, seconds: float = 4.0, gop: int = 25) -> Path:
-    """A real clip re-encoded with a keyframe every ``gop`` frames (the shared files have one every
-    6-10 s), its real audio stream-copied."""
-    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
-        vi, ai = i.streams.video[0], i.streams.audio[0]
-        vo = o.add_stream("libx264", rate=vi.average_rate)
-        vo.width, vo.height, vo.pix_fmt = vi.codec_context.width, vi.codec_context.height, "yuv420p"
-        vo.time_base = vo.codec_context.time_base = vi.time_base
-        vo.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "preset": "veryfast"}
-        ao = o.add_stream_from_template(ai)
-        for p in i.demux(vi, ai):
-            if p.pts is None or float(p.pts * p.time_base) >= seconds:
-                continue
-            if p.stream is ai:
-                p.stream = ao
-                o.mux(p)
-                continue
-            for f in p.decode():
-                f.pict_type = av.video.frame.PictureType.NONE
-                for q in vo.encode(f):
-                    o.mux(q)
-        for q in vo.encode(None):
-            o.mux(q)
-    return dst
 
 
 @pytest.fixture(scope="module")

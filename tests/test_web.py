@@ -168,6 +168,12 @@ def test_image_in_browser(page, server, portrait, tmp_path):
     src = np.asarray(Image.open(portrait).resize(out.size).convert("RGB"), np.float32)
     assert np.abs(np.asarray(out.convert("RGB"), np.float32) - src).mean() > 3  # it was stylized
     _shot(page, "image-result.png")
+    page.locator("#dctoon-all-go").click()  # the same photo in every style of the page, named
+    grid = page.locator("#dctoon-all-out img").first
+    grid.wait_for(timeout=180_000)
+    g = Image.open(_fetch(page, server, grid.get_attribute("src"), tmp_path / "all.png"))
+    assert g.size[0] % 320 == 0 and g.size[1] % 350 == 0 and (g.size[0] // 320) * (g.size[1] // 350) >= 3
+    _shot(page, "all-styles.png")
 
 
 def test_video_in_browser(page, server, tmp_path):
@@ -277,6 +283,30 @@ def test_person_backdrop_and_crop_through_the_api(server, portrait, tmp_path):
     assert abs(w / h - 9 / 16) < 0.03 and Image.open(before).size == (w, h)
     green = (np.abs(out - (0, 255, 0)).max(2) <= 2).mean()
     assert 0.05 < green < 0.8, green  # the backdrop shows around the person, the person is not green
+
+
+def test_strength_and_all_styles_through_the_api(server, portrait, tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+    from PIL import Image
+
+    client = Client(server["url"], verbose=False, download_files=str(tmp_path))
+    look = ["all", "keep", "#ffffff", None, "original"]
+    (before, after), _ = client.predict(handle_file(str(portrait)), STYLE, "portrait", SIZE, *look, 0, 0,
+                                        api_name="/stylize_image")
+    assert np.array_equal(np.asarray(Image.open(before)), np.asarray(Image.open(after)))  # strength 0: the photo
+    (_, full), _ = client.predict(handle_file(str(portrait)), STYLE, "portrait", SIZE, *look, 1, 1,
+                                  api_name="/stylize_image")
+    (_, half), _ = client.predict(handle_file(str(portrait)), STYLE, "portrait", SIZE, *look, 0.5, 0.5,
+                                  api_name="/stylize_image")
+    photo, full, half = (np.asarray(Image.open(f).convert("RGB")).astype(int) for f in (before, full, half))
+    assert 0 < np.abs(half - photo).mean() < np.abs(full - photo).mean()
+    with pytest.raises(AppError, match="strength must be|greater than maximum"):  # the slider checks first
+        client.predict(handle_file(str(portrait)), STYLE, "portrait", SIZE, *look, 7, 1, api_name="/stylize_image")
+    grid = client.predict(handle_file(str(portrait)), SIZE, api_name="/all_styles")
+    g = np.asarray(Image.open(grid).convert("RGB"))
+    rows, cols = g.shape[0] // 350, g.shape[1] // 320  # 320 px tiles over 30 px names
+    assert (rows * 350, cols * 320) == g.shape[:2] and rows * cols >= 3  # the photo and the page's styles
 
 
 def test_person_and_framing_options_on_the_page(page):

@@ -14,9 +14,13 @@ from pathlib import Path
 from .errors import DctoonError, InputError
 
 
-def _add_style_options(p: argparse.ArgumentParser) -> None:
+def _add_style_options(p: argparse.ArgumentParser, strength: bool = True) -> None:
     p.add_argument("-s", "--style", help="style name (see `dctoon styles`) or path to a model file/folder "
-                   "(.onnx, .tflite, DCT-Net .pb, style folder); default: the first built-in style")
+                   "(.onnx, .tflite, DCT-Net .pb, style folder); a mixture: anime+3d:0.3 (weights after ':', "
+                   "the rest shared); `all` (dctoon image): a named grid of every installed style; "
+                   "default: the first built-in style")
+    if strength:  # the web app has sliders instead
+        _add_strength_options(p)
     p.add_argument("--max-side", type=int, metavar="PX",
                    help="downscale so the longest side is at most PX (default: keep the input's resolution, up "
                         "to this machine's budget of 50 MP per picture: larger ones are refused from the header)")
@@ -25,6 +29,14 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-face", type=int, default=40, metavar="PX",
                    help="faces smaller than PX are left to the background model (default: 40)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for inference (default: all cores)")
+
+
+def _add_strength_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strength", type=float, default=1.0, metavar="S",
+                   help="how much cartoon, 0 (the photo) to 1 (the style as trained, default)")
+    p.add_argument("--face-strength", type=float, metavar="S", help="strength for faces (default: --strength)")
+    p.add_argument("--background-strength", type=float, metavar="S",
+                   help="strength for the rest of the frame (default: --strength)")
 
 
 def _add_frame_options(p: argparse.ArgumentParser, what: str) -> None:
@@ -46,7 +58,8 @@ def _settings(args):
         raise InputError("--max-side must be at least 8")
     return Settings(max_side=args.max_side, faces=not args.no_faces, min_face=args.min_face,
                     part=getattr(args, "part", "all"), backdrop=getattr(args, "backdrop", None),
-                    crop=getattr(args, "crop", None))
+                    crop=getattr(args, "crop", None), strength=args.strength, face_strength=args.face_strength,
+                    background_strength=args.background_strength)
 
 
 def _load(args):
@@ -64,6 +77,8 @@ def cmd_image(args) -> int:
     paths = expand_inputs(args.inputs)
     if not paths:
         raise InputError("no input images found")
+    if args.style == "all":
+        return _all_styles(args, paths)
     cartoonizer = _load(args)
     style = Path(cartoonizer.style.name).stem
     transparent = cartoonizer.backdrop is not None and cartoonizer.backdrop.kind == "transparent"
@@ -92,18 +107,33 @@ def cmd_image(args) -> int:
     return 2 if failed else 0
 
 
+def _all_styles(args, paths: list[Path]) -> int:
+    """``--style all``: one named grid per photo, every installed style."""
+    from .gallery import all_styles, load_all
+    from .images import IMAGE_SUFFIXES, read_image, write_image
+    from .outputs import image_name, plan_outputs
+
+    plan = plan_outputs(paths, Path(args.output) if args.output else None, lambda src: image_name(src, "all", False),
+                        IMAGE_SUFFIXES, "an image")
+    styles = load_all(_settings(args), args.threads)
+    for src, dst in zip(paths, plan):
+        write_image(dst, all_styles(read_image(src, max_side=args.max_side), styles))
+        print(dst)
+    return 0
+
+
 def cmd_video(args) -> int:
     import signal
 
     from .outputs import plan_outputs, video_name
-    from .video import OUTPUT_FORMATS, check_span, remove_stale_partials
+    from .video import ANIMATION_FORMATS, OUTPUT_FORMATS, check_span, remove_stale_partials
 
     src = Path(args.input)
     check_span(args.start, args.end)
     cartoonizer = _load(args)
     style = Path(cartoonizer.style.name).stem
     dst = plan_outputs([src], Path(args.output) if args.output else None, lambda s: video_name(s, style),
-                       OUTPUT_FORMATS, "a video")[0]
+                       (*OUTPUT_FORMATS, *ANIMATION_FORMATS), "a video")[0]
     remove_stale_partials(dst.parent)
 
     def terminate(signum, frame):  # a kill (SIGTERM) cleans up like Ctrl-C
@@ -114,7 +144,8 @@ def cmd_video(args) -> int:
         result = cartoonizer.stylize_video(
             src, dst, start=args.start, end=args.end, crf=args.crf, preset=args.preset,
             keep_partial=args.keep_partial, bar=None if not args.quiet else False,
-            temporal=not args.no_temporal, detect_every=args.detect_every, blend=args.blend)
+            temporal=not args.no_temporal, detect_every=args.detect_every, blend=args.blend,
+            side_by_side=args.side_by_side)
     except KeyboardInterrupt as e:
         kept = getattr(e, "result", None)
         if kept is not None:
@@ -270,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", metavar="INPUT", help="video file")
     p.add_argument("-o", "--output", metavar="OUTPUT",
                    help="output .mp4/.mov/.m4v/.mkv file (must not exist) or folder (default: NAME_STYLE.mp4 here; "
-                        "an earlier output is kept and the new one numbered)")
+                        "an earlier output is kept and the new one numbered); .gif or .webp: a short animation "
+                        "(at most 30 s, 15 fps, 480 px, 8 MB, no audio)")
     _add_style_options(p)
     _add_frame_options(p, "video")
     p.add_argument("--start", type=float, metavar="S", help="start at S seconds of the input")
@@ -286,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the face detector every K frames, track in between (default: 3)")
     p.add_argument("--blend", type=float, default=0.8, metavar="A",
                    help="temporal blending strength 0..1 against flicker (default: 0.8; 0 disables)")
+    p.add_argument("--side-by-side", action="store_true", help="write input | output side by side")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_video)
 
@@ -328,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default: 127.0.0.1, this machine only; 0.0.0.0 for the network)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
-    _add_style_options(p)
+    _add_style_options(p, strength=False)
     p.add_argument("--concurrency", type=int, default=1, metavar="N",
                    help="jobs running at once (default: 1; each job uses every core)")
     p.add_argument("--queue-size", type=int, default=16, metavar="N", help="jobs waiting at most (default: 16)")

@@ -85,3 +85,26 @@ def _ramp(a: int, b: int, size: int, overlap: int) -> np.ndarray:
     if b < size:
         r[-overlap:] = np.minimum(r[-overlap:], t[::-1][-(b - a):])
     return r
+
+
+class Mix:
+    """Several styles' networks used as one: their outputs averaged with weights that sum to 1.
+
+    Each output is its generator's refined by the guided filter with the photo as guide, and the
+    filter is linear in what it filters: this is mixing the styles before the filter, so edges
+    still come from the photo. (Averaging the weights instead would need networks trained from
+    one start; the official styles are not.)"""
+
+    def __init__(self, parts: list[tuple[TTN, float]]):
+        self.parts = parts
+        self.imported = parts[0][0].imported  # the guided filter's settings, for strength
+
+    def _mix(self, outputs) -> np.ndarray:
+        acc = sum(w * o.astype(np.float32) for o, (_, w) in zip(outputs, self.parts))
+        return np.clip(acc + 0.5, 0, 255).astype(np.uint8)
+
+    def run_batch(self, bgr: np.ndarray) -> np.ndarray:
+        return self._mix([t.run_batch(bgr) for t, _ in self.parts])
+
+    def __call__(self, bgr: np.ndarray) -> np.ndarray:
+        return self._mix([t(bgr) for t, _ in self.parts])

@@ -16,7 +16,8 @@ import numpy as np
 
 from .face import Face, FaceDetector, align, alignment_matrix, blend_mask
 from .matte import Backdrop, blend, check_part, needs_mask, parse_backdrop
-from .model import TTN
+from .errors import InputError
+from .model import TTN, Mix
 from .styles import Style, resolve
 
 
@@ -35,6 +36,15 @@ class Settings:
     part: str = "all"           # what is stylized: all, person (over the original) or background
     backdrop: "str | Backdrop | None" = None  # behind a stylized person: blur, a colour, an image path, transparent
     crop: str | None = None     # auto-crop to this aspect ratio (W:H, e.g. 9:16) around the faces
+    strength: float = 1.0       # how much cartoon: 0 is the photo, 1 the style as trained
+    face_strength: float | None = None        # for faces (None: strength)
+    background_strength: float | None = None  # for the rest of the frame (None: strength)
+
+    @property
+    def strengths(self) -> tuple[float, float]:
+        """(faces, background)."""
+        pick = (lambda v: self.strength if v is None else v)
+        return pick(self.face_strength), pick(self.background_strength)
 
 
 @dataclass
@@ -51,9 +61,17 @@ class Cartoonizer:
     tile: int = 1536
 
     def __post_init__(self):
-        self.head = TTN(self.style.head, self.threads, self.tile)
-        same = self.style.background.resolve() == self.style.head.resolve()
-        self.background = self.head if same else TTN(self.style.background, self.threads, self.tile)
+        def ttns(style: Style) -> tuple[TTN, TTN]:
+            head = TTN(style.head, self.threads, self.tile)
+            same = style.background.resolve() == style.head.resolve()
+            return head, head if same else TTN(style.background, self.threads, self.tile)
+
+        if self.style.mix:  # several styles, their outputs mixed by weight
+            parts = [(ttns(st), w) for st, w in self.style.mix]
+            self.head = Mix([(h, w) for (h, _), w in parts])
+            self.background = Mix([(b, w) for (_, b), w in parts])
+        else:
+            self.head, self.background = ttns(self.style)
         self._lazy: dict = {}  # detector and segmenter, built on first use, shared with configure() copies
         self._masks: dict[int, np.ndarray] = {}
         self._derive()
@@ -61,6 +79,10 @@ class Cartoonizer:
     def _derive(self) -> None:
         """Parse the settings that need it once (bad values fail here, before any work)."""
         s = self.settings
+        for name in ("strength", "face_strength", "background_strength"):
+            v = getattr(s, name)
+            if v is not None and not 0.0 <= v <= 1.0:
+                raise InputError(f"{name.replace('_', '-')} must be between 0 and 1, got {v}")
         self.backdrop = parse_backdrop(s.backdrop) if s.backdrop else None
         check_part(s.part, self.backdrop)
         self.aspect = None
@@ -173,18 +195,20 @@ class Cartoonizer:
     def stylize_video(self, src, dst, *, start: float | None = None, end: float | None = None, crf: int = 20,
                       preset: str = "veryfast", keep_partial: bool = False, progress=None, bar: bool | None = None,
                       temporal: bool = True, detect_every: int = 3, blend: float = 0.8, warmup: float = 0.0,
-                      audio: bool = True):
+                      audio: bool = True, side_by_side: bool = False):
         """Stylize a video file into ``dst`` (streaming, audio kept, temporally stable): trim with
         ``start``/``end`` (seconds), H.264 ``crf``/``preset``, ``keep_partial`` on Ctrl-C,
         ``progress(done, total)``, a tqdm ``bar``, ``temporal`` tracking and blending (``detect_every``
         frames, ``blend`` strength), ``warmup`` seconds before ``start`` that settle them unwritten,
-        ``audio=False`` for the picture only. See :func:`dctoon.video.stylize_video`; returns a
+        ``audio=False`` for the picture only, ``side_by_side`` for input | output; a ``.gif``/``.webp``
+        ``dst`` is a short animation. See :func:`dctoon.video.stylize_video`; returns a
         :class:`dctoon.video.VideoResult`."""
         from .video import stylize_video
 
         return stylize_video(self, src, dst, start=start, end=end, crf=crf, preset=preset,
                              keep_partial=keep_partial, progress=progress, bar=bar, temporal=temporal,
-                             detect_every=detect_every, blend=blend, warmup=warmup, audio=audio)
+                             detect_every=detect_every, blend=blend, warmup=warmup, audio=audio,
+                             side_by_side=side_by_side)
 
     def stylize_bgr(self, bgr: np.ndarray, faces: list[Face], weights: list[float] | None = None) -> np.ndarray:
         """The core step on one BGR frame, with faces found by the caller (video tracks them).
@@ -192,10 +216,11 @@ class Cartoonizer:
         ``weights`` scale each face's blend mask (video fades faces in and out).
         """
         bgr = np.ascontiguousarray(bgr)
-        result = self.background(bgr)
+        face_s, back_s = self.settings.strengths
+        result = soften(bgr, self.background(bgr) if back_s else bgr, back_s, self.background)
         weights = [1.0] * len(faces) if weights is None else weights
         kept = [(f, w) for f, w in zip(faces, weights) if f.size >= self.settings.min_face]
-        if not kept:
+        if not kept or face_s == back_s == 0:
             return result
         faces, weights = [f for f, _ in kept], [w for _, w in kept]
         by_size: dict[int, list[int]] = {}
@@ -203,7 +228,9 @@ class Cartoonizer:
             by_size.setdefault(self.crop_size(f), []).append(i)
         for size, idx in sorted(by_size.items()):  # one batched run per crop size
             crops, mats = zip(*(align(bgr, faces[i].landmarks, size) for i in idx))
-            heads = self.head.run_batch(np.stack(crops))
+            crops = np.stack(crops)
+            heads = np.stack([soften(c, h, face_s, self.head) for c, h in
+                              zip(crops, self.head.run_batch(crops) if face_s else crops)])
             result = compose(result, heads, mats, self.mask(size), [weights[i] for i in idx])
         return result
 
@@ -218,6 +245,28 @@ class Cartoonizer:
         if size not in self._masks:
             self._masks[size] = blend_mask(size)
         return self._masks[size]
+
+
+def soften(photo: np.ndarray, cartoon: np.ndarray, strength: float, ttn) -> np.ndarray:
+    """Less cartoon: the network's output mixed with the photo *before* its guided filter (the
+    photo as guide, the style's radius and eps). The filter is linear in what it filters, so that
+    is ``s * cartoon + (1 - s) * filter(photo)``: every edge comes from the photo at any strength,
+    nothing is ghosted. 1 is the cartoon exactly, 0 the photo exactly."""
+    if strength >= 1.0:
+        return cartoon
+    if strength <= 0.0:
+        return photo
+    imp = ttn.imported
+    x = photo.astype(np.float32) / 127.5 - 1.0
+    k = (2 * imp.radius + 1,) * 2
+    box = (lambda t: cv2.boxFilter(t, -1, k, normalize=True, borderType=cv2.BORDER_CONSTANT))
+    n = box(np.ones(x.shape[:2], np.float32))[..., None]
+    mean = box(x) / n
+    var = box(x * x) / n - mean * mean
+    a = var / (var + imp.eps)
+    smooth = (box(a) / n * x + box(mean * (1 - a)) / n + 1.0) * 127.5
+    out = strength * cartoon.astype(np.float32) + (1.0 - strength) * smooth
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def compose(background: np.ndarray, heads: np.ndarray, matrices, mask: np.ndarray, weights) -> np.ndarray:

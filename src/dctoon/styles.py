@@ -63,6 +63,7 @@ class Style:
     background: Path
     card: dict = field(default_factory=dict)
     folder: Path | None = None
+    mix: tuple = ()  # ((Style, weight), ...) for a mixture of styles ("anime+3d:0.3")
 
     @property
     def description(self) -> str:
@@ -176,10 +177,42 @@ def _suggest(s: str, names) -> str:
     return f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
 
 
+def parse_mix(spec: str) -> list[tuple[str, float]]:
+    """``a+b:0.3`` -> [(a, 0.7), (b, 0.3)]: styles joined by ``+``, each with an optional ``:weight``;
+    those without one share what the others leave, so the weights sum to 1."""
+    parts = []
+    for item in spec.split("+"):
+        name, _, w = item.strip().rpartition(":") if ":" in item else (item.strip(), "", "")
+        try:
+            weight = float(w) if w else None
+        except ValueError:
+            raise ModelError(f"style mix {spec!r}: {w!r} is not a weight (use NAME:0.3)") from None
+        if not name or (weight is not None and not 0.0 < weight <= 1.0):
+            raise ModelError(f"style mix {spec!r}: each part is NAME or NAME:WEIGHT with 0 < WEIGHT <= 1")
+        parts.append((name, weight))
+    given = sum(w for _, w in parts if w is not None)
+    free = [n for n, w in parts if w is None]
+    if given > 1.0 + 1e-6:
+        raise ModelError(f"style mix {spec!r}: the weights add up to more than 1")
+    rest = (1.0 - given) / len(free) if free else 0.0
+    weights = [(n, rest if w is None else w) for n, w in parts]
+    total = sum(w for _, w in weights)
+    if total <= 0:
+        raise ModelError(f"style mix {spec!r}: the weights leave nothing")
+    return [(n, w / total) for n, w in weights]
+
+
 def resolve(style: str | os.PathLike) -> Style:
-    """A style by name (built-in or installed) or by path (file or folder)."""
+    """A style by name (built-in or installed) or by path (file or folder), or a mixture of them
+    (``anime+3d:0.3``, see :func:`parse_mix`)."""
     s = str(style)
     path = Path(s).expanduser()
+    if "+" in s and not path.exists():
+        parts = [(resolve(name), w) for name, w in parse_mix(s)]
+        first = parts[0][0]
+        name = "+".join(st.name for st, _ in parts)
+        card = {"description": "a mixture of " + ", ".join(f"{st.name} {w:.0%}" for st, w in parts)}
+        return Style(name, first.head, first.background, card, None, tuple(parts))
     if path.exists():
         if path.is_dir():
             return _style_from_folder(path)

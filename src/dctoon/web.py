@@ -49,6 +49,7 @@ log = logging.getLogger("dctoon.web")
 
 IMAGE_API = "stylize_image"
 VIDEO_API = "stylize_video"
+ALL_API = "all_styles"
 PORTRAIT, FRAME = "portrait", "frame"
 ORIGINAL = "original"
 PARTS = [("Everything / 全部", "all"), ("Person only / 仅人物", "person"), ("Background only / 仅背景", "background")]
@@ -132,7 +133,7 @@ class App:
         return p.stem if p.exists() else style
 
     def cartoonizer(self, label: str, faces: str, max_side: int | None, part: str = "all",
-                    background: str | None = None, crop: str | None = None):
+                    background: str | None = None, crop: str | None = None, strengths=(1.0, 1.0)):
         """A Cartoonizer for one job: the loaded models shared, the job's settings its own."""
         from .pipeline import Cartoonizer
 
@@ -147,8 +148,10 @@ class App:
 
                 base = Cartoonizer(resolve(self.styles[label][0]), self.base, threads=self.threads)
                 self._models[label] = base
+            face_s, back_s = (_strength(v) for v in strengths)
             job = base.configure(faces=faces == PORTRAIT, max_side=self.max_side(max_side), part=part or "all",
-                                 backdrop=background or None, crop=crop or None)
+                                 backdrop=background or None, crop=crop or None, face_strength=face_s,
+                                 background_strength=back_s)
             if job.segmented:
                 job.segmenter  # noqa: B018 - built once under the lock, shared by every job (ORT runs are thread-safe)
             if (faces == PORTRAIT or job.aspect) and self.limits.concurrency == 1:
@@ -236,13 +239,14 @@ class App:
         return items
 
     # ---------------------------------------------------------------- jobs
-    def stylize_image(self, path, label, faces, max_side, part="all", background=None, crop=None):
+    def stylize_image(self, path, label, faces, max_side, part="all", background=None, crop=None,
+                      strengths=(1.0, 1.0)):
         from .images import pixel_budget, read_image, write_image
 
         if not path:
             raise InputError("no image: upload a photo first / 请先上传照片")
         size = self.max_side(max_side)
-        c = self.cartoonizer(label, faces, size, part, background, crop)
+        c = self.cartoonizer(label, faces, size, part, background, crop, strengths)
         budget = int(min(self.limits.max_megapixels * 1e6, pixel_budget()))
         image, result = c.before_after(read_image(Path(path), max_side=size, max_pixels=budget))
         stem = Path(path).stem[:60] or "image"
@@ -250,8 +254,22 @@ class App:
         write_image(dst, result)
         return (image, result), str(dst)
 
+    def all_styles(self, path, max_side):
+        from .gallery import all_styles
+        from .images import pixel_budget, read_image, write_image
+
+        if not path:
+            raise InputError("no image: upload a photo first / 请先上传照片")
+        size = self.max_side(max_side)
+        budget = int(min(self.limits.max_megapixels * 1e6, pixel_budget()))
+        jobs = {label: self.cartoonizer(label, PORTRAIT if self.base.faces else FRAME, None) for label in self.styles}
+        grid = all_styles(read_image(Path(path), max_side=size, max_pixels=budget), jobs)
+        dst = self.job_dir() / f"{Path(path).stem[:60] or 'image'}_all.png"
+        write_image(dst, grid)
+        return str(dst)
+
     def stylize_video(self, path, label, faces, max_side, start, end, progress=None, part="all", background=None,
-                      crop=None):
+                      crop=None, strengths=(1.0, 1.0)):
         from .video import check_span, probe
 
         if not path:
@@ -270,7 +288,7 @@ class App:
                              f"每次最多 {limit:g} 秒，请设置起止时间")
         # the header may not know the length (or may lie): decoded time is what counts, the span ends at the limit
         end = start + limit if end is None else min(end, start + limit)
-        c = self.cartoonizer(label, faces, max_side, part, background, crop)
+        c = self.cartoonizer(label, faces, max_side, part, background, crop, strengths)
         dst = self.job_dir() / f"{path.stem[:60] or 'video'}_{label}.mp4"
         began = time.monotonic()
 
@@ -290,6 +308,17 @@ class App:
         summary = (f"{result.frames} frames / 帧 · {result.duration:.2f} s · {w}x{h} · {audio} · "
                    f"{time.monotonic() - began:.1f} s")
         return str(result.path), summary
+
+
+def _strength(value) -> float:
+    """A strength a client sent: a number in 0..1, else one line."""
+    try:
+        v = float(1.0 if value is None or value == "" else value)
+    except (TypeError, ValueError):
+        raise InputError(f"strength must be a number between 0 and 1, got {str(value)[:40]!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise InputError(f"strength must be between 0 and 1, got {v:g}")
+    return v
 
 
 def backdrop_value(kind: str | None, color: str | None, image: str | None):
@@ -460,6 +489,11 @@ def build(app: App, url: str = "http://127.0.0.1:7860/"):
                 size = gr.Dropdown(sizes, value=1024 if any(s[1] == 1024 for s in sizes) else sizes[0][1],
                                    label="Output size, longest side / 输出尺寸（长边像素）",
                                    allow_custom_value=True, elem_id="dctoon-size")
+        with gr.Row():
+            face_strength = gr.Slider(0, 1, value=1, step=0.05, label="Face strength / 人脸卡通程度",
+                                      elem_id="dctoon-face-strength")
+            back_strength = gr.Slider(0, 1, value=1, step=0.05, label="Background strength / 背景卡通程度",
+                                      elem_id="dctoon-background-strength")
         with gr.Accordion("Person, background and framing / 人物、背景与构图", open=False, elem_id="dctoon-more"):
             with gr.Row():
                 part = gr.Radio(PARTS, value="all", label="Stylize / 卡通化范围", elem_id="dctoon-part")
@@ -487,9 +521,13 @@ def build(app: App, url: str = "http://127.0.0.1:7860/"):
                                         label="Photo / 照片", height=420, elem_id="dctoon-image-in")
                     image_out = gr.ImageSlider(label="Before / after · 原图 / 卡通", format="png", height=420,
                                                interactive=False, elem_id="dctoon-image-out")
-                image_go = gr.Button("Cartoonize / 卡通化", variant="primary", elem_id="dctoon-image-go")
+                with gr.Row():
+                    image_go = gr.Button("Cartoonize / 卡通化", variant="primary", elem_id="dctoon-image-go")
+                    all_go = gr.Button("All styles / 全部风格", elem_id="dctoon-all-go")
                 image_file = gr.File(label="Download / 下载", interactive=False, height=90,
                                      elem_id="dctoon-image-file")
+                all_out = gr.Image(label="Every style / 全部风格", type="filepath", interactive=False, height=360,
+                                   elem_id="dctoon-all-out")
                 if app.examples["image"]:
                     gr.Examples([[str(p)] for p in app.examples["image"]], [image_in],
                                 label="Example / 示例")
@@ -516,25 +554,33 @@ def build(app: App, url: str = "http://127.0.0.1:7860/"):
             gr.Markdown(api_help(url, app.default))
 
         def stylize_image(image, style_name, faces_name, max_side, part_name="all", backdrop_kind="keep",
-                          color_value="#ffffff", backdrop_image=None, crop_name=ORIGINAL):
+                          color_value="#ffffff", backdrop_image=None, crop_name=ORIGINAL, face_s=1.0, back_s=1.0):
             """Stylize a photo: returns (input, result) and the result as a PNG file."""
             return app.stylize_image(image and uploaded(image, "image"), style_name, faces_name, max_side, part_name,
-                                     backdrop_value(backdrop_kind, color_value, backdrop_image), crop_name)
+                                     backdrop_value(backdrop_kind, color_value, backdrop_image), crop_name,
+                                     (face_s, back_s))
 
         def stylize_video(video, style_name, faces_name, max_side, start_s, end_s, part_name="all",
                           backdrop_kind="keep", color_value="#ffffff", backdrop_image=None, crop_name=ORIGINAL,
-                          progress=gr.Progress()):
+                          face_s=1.0, back_s=1.0, progress=gr.Progress()):
             """Stylize a video (audio kept): returns the result video and a summary line."""
             return app.stylize_video(video and uploaded(video, "video"), style_name, faces_name, max_side, start_s,
                                      end_s, progress, part_name,
-                                     backdrop_value(backdrop_kind, color_value, backdrop_image), crop_name)
+                                     backdrop_value(backdrop_kind, color_value, backdrop_image), crop_name,
+                                     (face_s, back_s))
 
-        look = [part, backdrop, color, bg_image, crop]
+        def all_styles(image, max_side):
+            """The photo in every style of the page, named, in one grid (PNG)."""
+            return app.all_styles(image and uploaded(image, "image"), max_side)
+
+        look = [part, backdrop, color, bg_image, crop, face_strength, back_strength]
         image_go.click(_guard(stylize_image, 0), [image_in, style, faces, size, *look], [image_out, image_file],
                        api_name=IMAGE_API, concurrency_id="dctoon", concurrency_limit=lim.concurrency)
         for box in (image_in, bg_image):  # a file that is not a picture: one clear line at upload (the
             _name_bad_images(box)         # check is the component's preprocessing) and again at the button
             box.upload(lambda path: None, box, None, api_name=False, concurrency_limit=None, show_progress="hidden")
+        all_go.click(_guard(all_styles, 0), [image_in, size], [all_out], api_name=ALL_API, concurrency_id="dctoon",
+                     concurrency_limit=lim.concurrency)
         video_go.click(_guard(stylize_video, 0), [video_in, style, faces, size, start, end, *look],
                        [video_out, video_info],
                        api_name=VIDEO_API, concurrency_id="dctoon", concurrency_limit=lim.concurrency,

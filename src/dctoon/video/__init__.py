@@ -31,14 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from ..errors import InputError, Interrupted
+from .animation import ANIMATION_FORMATS, animate
 from .reader import check_span, keyframes, open_span, probe
 from .stages import END, Decoder, Encoder
 from .temporal import FrameStylizer
 from .writer import OUTPUT_FORMATS, VideoWriter, output_format, remove_stale_partials
 
-__all__ = ["OUTPUT_FORMATS", "FrameStylizer", "VideoResult", "check_span", "join_pieces", "keyframes", "probe",
-           "remove_stale_partials", "stylize_video"]
+__all__ = ["ANIMATION_FORMATS", "OUTPUT_FORMATS", "FrameStylizer", "VideoResult", "check_span", "join_pieces",
+           "keyframes", "probe", "remove_stale_partials", "stylize_video"]
 
 
 @dataclass
@@ -77,6 +80,7 @@ def stylize_video(
     blend: float = 0.8,
     warmup: float = 0.0,
     audio: bool = True,
+    side_by_side: bool = False,
 ) -> VideoResult:
     """Stylize the video ``src`` into ``dst`` (see the module docstring for what is kept).
 
@@ -87,11 +91,17 @@ def stylize_video(
     raises :class:`dctoon.errors.Interrupted` (a ``KeyboardInterrupt``) carrying what was kept.
     ``warmup`` seconds before ``start`` are stylized but not written, so tracking and blending are
     settled at the first frame (a piece of a longer video, :func:`join_pieces`); ``audio=False``
-    writes the picture only.
+    writes the picture only; ``side_by_side`` writes input | output. A ``.gif`` or ``.webp`` ``dst``
+    is a short animation (:mod:`.animation`: size-capped, no audio).
     """
     from tqdm import tqdm
 
     src, dst = Path(src), Path(dst)
+    if dst.suffix.lower() in ANIMATION_FORMATS:
+        return animate(lambda mp4: stylize_video(
+            cartoonizer, src, mp4, start=start, end=end, crf=min(crf, 16), preset=preset, progress=progress,
+            bar=bar, temporal=temporal, detect_every=detect_every, blend=blend, audio=False,
+            side_by_side=side_by_side), src, dst, start, end)
     _check_options(cartoonizer, src, dst, start, end, crf, detect_every, blend)
     if not (warmup >= 0 and math.isfinite(warmup)):
         raise InputError(f"warmup must be 0 or more seconds, got {warmup}")
@@ -108,7 +118,8 @@ def stylize_video(
         decoder.start()
         first = _settle(decoder, process, start, end)
         # 3. the writer (with the audio) and the encoder thread feeding it
-        writer = VideoWriter(src, dst, size=first[0].shape[1::-1], rate=rate, time_base=stream.time_base,
+        w, h = first[0].shape[1::-1]
+        writer = VideoWriter(src, dst, size=(2 * w if side_by_side else w, h), rate=rate, time_base=stream.time_base,
                              origin=(first[1], first[3]), crf=crf, preset=preset, start=start, end=end, audio=audio)
     except BaseException:
         stop.set()
@@ -124,7 +135,8 @@ def stylize_video(
         try:
             while item is not END:
                 bgr, pts, dur, t = item
-                encoder.put((process(bgr, t), pts, dur, t))
+                out = process(bgr, t)
+                encoder.put((np.hstack([bgr, out]) if side_by_side else out, pts, dur, t))
                 done += 1
                 pbar.update(1)
                 if progress is not None:
