@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -121,12 +122,19 @@ def _cli(args, env=None):
                             stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
 
 
-def _wait_for_done(manifest: Path, proc, timeout: float = 240) -> None:
-    """Until the manifest records at least one finished item."""
+def _done(manifest: Path) -> int:
+    try:
+        return sum(e["status"] == "done" for e in json.loads(manifest.read_text())["items"].values())
+    except (OSError, ValueError):
+        return 0
+
+
+def _wait_for_done(manifest: Path, proc, more_than: int = 0, timeout: float = 240) -> None:
+    """Until the manifest records more than ``more_than`` finished items."""
     end = time.monotonic() + timeout
     while time.monotonic() < end and proc.poll() is None:
         try:
-            if any(e["status"] == "done" for e in json.loads(manifest.read_text())["items"].values()):
+            if _done(manifest) > more_than:
                 return
         except (OSError, ValueError):
             pass
@@ -138,13 +146,13 @@ def test_resume_after_ctrl_c_and_after_a_kill(clip, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     photos = sorted(need(IMAGES).glob("*.jpg"))
-    for k in range(2):
+    for k in range(3):  # enough work at 384 px that each run is stopped half-way
         for p in photos:
             shutil.copy(p, folder / f"{p.stem}-{k}.jpg")
     shutil.copy(clip, folder / "talk.mp4")
     out = tmp_path / "out"
-    args = [folder, "-o", out, "-s", FP16, "--max-side", SIDE, "--segment", 1, "-q", "--workers", 2]
-    total = len(photos) * 2 + 1
+    args = [folder, "-o", out, "-s", FP16, "--max-side", 384, "--segment", 1, "-q", "--workers", 2]
+    total = len(photos) * 3 + 1
 
     first = _cli(args)  # Ctrl-C: a clean stop, the manifest kept
     _wait_for_done(out / "batch.json", first)
@@ -156,7 +164,7 @@ def test_resume_after_ctrl_c_and_after_a_kill(clip, tmp_path):
     assert 0 < len(done_first) < total
 
     second = _cli(args)  # a kill: nothing can be saved at that moment
-    time.sleep(15)
+    _wait_for_done(out / "batch.json", second, more_than=len(done_first))
     os.killpg(second.pid, signal.SIGKILL)
     second.wait(timeout=60)
 
@@ -165,7 +173,7 @@ def test_resume_after_ctrl_c_and_after_a_kill(clip, tmp_path):
     assert third.returncode == 0, err
     items = json.loads((out / "batch.json").read_text())["items"]
     assert len(items) == total and all(e["status"] == "done" for e in items.values())
-    finished_earlier = int(err.split(" finished earlier")[0].split()[-1])
+    finished_earlier = int(re.search(r"batch: \d+ done, (\d+) finished earlier", err).group(1))
     assert finished_earlier >= len(done_first)
     for key, e in done_first.items():  # finished outputs were skipped, not redone
         assert items[key]["sha256"] == e["sha256"] and Path(e["output"]).stat().st_size == e["size"]
@@ -188,3 +196,21 @@ def test_bad_arguments_and_missing_ray_are_one_line(tmp_path, capsys):
               f"'-s', {str(FP16)!r}]))")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "pip install 'dctoon[ray]'" in one_line_error(proc.stderr)
+
+
+def test_inputs_from_folders_globs_and_lists(tmp_path, clip):
+    (tmp_path / "a" / "deep").mkdir(parents=True)
+    photo = need(IMAGES / "portrait-512.jpg")
+    for rel in ("a/one.jpg", "a/deep/two.png", "b.jpg"):
+        shutil.copy(photo, tmp_path / rel)
+    shutil.copy(clip, tmp_path / "a" / "talk.mp4")
+    (tmp_path / "a" / "notes.txt").write_text("not an input\n")
+    (tmp_path / "list.txt").write_text("# a comment\nb.jpg\n\na/one.jpg\n")
+    (tmp_path / "list.csv").write_text("path,note\na/deep/two.png,x\nb.jpg,again\n")
+    got = [p.resolve().relative_to(tmp_path) for p in batch.collect([str(tmp_path / "a"), str(tmp_path / "list.txt"),
+                                                                     str(tmp_path / "list.csv")])]
+    assert [str(p) for p in got] == ["a/deep/two.png", "a/one.jpg", "a/talk.mp4", "b.jpg"]  # each once
+    assert [p.name for p in batch.collect([str(tmp_path / "a" / "*.jpg")])] == ["one.jpg"]
+    (tmp_path / "bad.txt").write_text("missing.jpg\n")
+    with pytest.raises(dctoon.InputError, match="missing.jpg: no such file"):
+        batch.collect([str(tmp_path / "bad.txt")])

@@ -282,7 +282,7 @@ def test_api_raises_input_error(fast, tmp_path):
     with pytest.raises(InputError):
         fast.stylize_video(p, tmp_path / "o.mp4", bar=False)
     with pytest.raises(InputError, match="unknown video format"):
-        fast.stylize_video(p, tmp_path / "o.gif", bar=False)
+        fast.stylize_video(p, tmp_path / "o.avi", bar=False)  # .gif/.webp are animations now
 
 
 # --- interruption ---------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .download import file_sha256
 from .errors import DctoonError, InputError
 from .images import IMAGE_SUFFIXES, atomic_write, expand_inputs
 from .outputs import image_name, unused, video_name
@@ -102,14 +103,6 @@ def _listed(path: Path) -> list[str]:
     return [r[0].strip() for r in rows]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class Manifest:
     """``DIR/batch.json``: input -> {output, status, error, seconds, size, sha256, style}, saved
     atomically (at most once a second while running, and at the end)."""
@@ -130,7 +123,7 @@ class Manifest:
         if not e or e.get("status") != "done" or e.get("style") != style:
             return False
         dst = Path(e["output"])
-        return dst.is_file() and dst.stat().st_size == e.get("size") and _sha256(dst) == e.get("sha256")
+        return dst.is_file() and dst.stat().st_size == e.get("size") and file_sha256(dst) == e.get("sha256")
 
     def adopt(self, src: Path, style: str, kind: str) -> bool:
         """A ``pending`` item whose output exists finished after the manifest was last saved (a
@@ -203,7 +196,7 @@ def _entry(src, dst, style: str, began: float, error: str | None, kind: str, fra
     return {"input": str(src), "output": str(dst), "kind": kind, "status": "done" if ok else "failed",
             "error": error, "style": style,
             "seconds": round(time.monotonic() - began, 3), "frames": frames if ok else 0,
-            "size": dst.stat().st_size if ok else None, "sha256": _sha256(dst) if ok else None}
+            "size": dst.stat().st_size if ok else None, "sha256": file_sha256(dst) if ok else None}
 
 
 class ImageWorker:
