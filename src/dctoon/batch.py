@@ -424,7 +424,7 @@ def run(inputs: list[str], out: str | os.PathLike, options: BatchOptions = Batch
     with tqdm(total=total, unit="frame", disable=not show, file=sys.stderr, dynamic_ncols=True,
               desc="batch") as pbar:
         def finish(entry: dict, item: Item | None = None) -> None:
-            manifest.record(entry)
+            manifest.record(entry, force=not report.items)  # the first result at once, then once a second
             report.items.append(entry)
             ok = entry["status"] == "done"
             report.done, report.failed = report.done + ok, report.failed + (not ok)
