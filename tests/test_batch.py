@@ -151,7 +151,8 @@ def test_resume_after_ctrl_c_and_after_a_kill(clip, tmp_path):
             shutil.copy(p, folder / f"{p.stem}-{k}.jpg")
     shutil.copy(clip, folder / "talk.mp4")
     out = tmp_path / "out"
-    args = [folder, "-o", out, "-s", FP16, "--max-side", 384, "--segment", 1, "-q", "--workers", 2]
+    # one worker: results come one block at a time, so each stop lands with work left
+    args = [folder, "-o", out, "-s", FP16, "--max-side", 384, "--segment", 1, "-q", "--workers", 1]
     total = len(photos) * 3 + 1
 
     first = _cli(args)  # Ctrl-C: a clean stop, the manifest kept
