@@ -99,9 +99,7 @@ class Cartoonizer:
         fixed = {"tile", "threads"} & set(changes)
         if fixed:
             raise TypeError(f"{', '.join(sorted(fixed))} can only be set when loading")
-        unknown = set(changes) - {f.name for f in dataclasses.fields(Settings)}
-        if unknown:
-            raise TypeError(f"unknown setting {sorted(unknown)[0]!r}")
+        _check_fields(changes, "setting")
         job = copy.copy(self)
         job.settings = dataclasses.replace(self.settings, **changes)
         job._derive()
@@ -304,6 +302,13 @@ def compose(background: np.ndarray, heads: np.ndarray, matrices, mask: np.ndarra
     return out
 
 
+def _check_fields(names, what: str) -> None:
+    """Keyword arguments that are not ``Settings`` fields: a TypeError naming the first."""
+    unknown = set(names) - {f.name for f in dataclasses.fields(Settings)}
+    if unknown:
+        raise TypeError(f"unknown {what} {sorted(unknown)[0]!r}")
+
+
 def load(style: str | None = None, settings: Settings | None = None, *, threads: int = 0, tile: int = 1536,
          **options) -> Cartoonizer:
     """A ``Cartoonizer`` for a style name or a model path (default: the first built-in style).
@@ -313,8 +318,6 @@ def load(style: str | None = None, settings: Settings | None = None, *, threads:
     """
     from .styles import default_style
 
-    unknown = set(options) - {f.name for f in dataclasses.fields(Settings)}
-    if unknown:
-        raise TypeError(f"unknown option {sorted(unknown)[0]!r}")
+    _check_fields(options, "option")
     return Cartoonizer(resolve(style or default_style()), dataclasses.replace(settings or Settings(), **options),
                        threads=threads, tile=tile)

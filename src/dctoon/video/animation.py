@@ -30,7 +30,8 @@ MAX_BYTES = 8 << 20  # fits the upload limits of the common messengers
 def animate(make_mp4, src: Path, dst: Path, start: float | None, end: float | None):
     """``make_mp4(path)`` stylizes the clip into an H.264 file (returns its VideoResult); the result
     becomes the animation ``dst``. Returns the VideoResult describing ``dst``."""
-    length = (min(end, probe(src)["duration"]) if end else probe(src)["duration"]) - (start or 0)
+    duration = probe(src)["duration"]
+    length = (min(end, duration) if end else duration) - (start or 0)
     if length > MAX_SECONDS + 1e-3:
         raise InputError(f"{dst}: {dst.suffix[1:].upper()} is for short clips (at most {MAX_SECONDS:g} s, this "
                          f"span is {length:.1f} s): trim it with --start/--end, or write an .mp4")
