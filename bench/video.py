@@ -55,7 +55,7 @@ def seed_loop(cartoonizer, src: Path, dst: Path, seconds: float | None) -> int:
     return n
 
 
-def worker(which: str, src: Path, style: str, seconds: float | None) -> dict:
+def worker(which: str, src: Path, style: str, seconds: float | None, device: str = "cpu") -> dict:
     """One timed run in this process: models loaded first, then the clock runs until the output is closed."""
     sys.path.insert(0, str(ROOT / "src"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,7 +69,7 @@ def worker(which: str, src: Path, style: str, seconds: float | None) -> dict:
         else:
             from dctoon.pipeline import load
 
-            cartoonizer = load(style)
+            cartoonizer = load(style, device=device)
             cartoonizer.detector  # noqa: B018 - load the face detector before timing
             t0 = time.perf_counter()
             if which == "seed":
@@ -88,16 +88,17 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, help="only the first N seconds of each video (default: all)")
     ap.add_argument("--against", choices=["reference", "seed"], default="reference")
     ap.add_argument("--rounds", type=int, default=2, help="baseline/ours pairs per video, interleaved")
+    ap.add_argument("--device", default="cpu", help="where ours runs its style models: cpu, cuda, tensorrt, auto")
     ap.add_argument("--worker", choices=["seed", "reference", "ours"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.videos[0], args.style, args.seconds)))
+        print(json.dumps(worker(args.worker, args.videos[0], args.style, args.seconds, args.device)))
         return 0
     videos = args.videos or sorted(VIDEOS.glob("*.mp4"))
     cpu = os.cpu_count()
     load = os.getloadavg()[0]
-    print(f"# {platform.node()} {platform.machine()}, {cpu} CPU cores, no GPU, load average {load:.1f} "
-          f"at start (shared machine); style {Path(args.style).name}; seconds={args.seconds or 'all'}")
+    print(f"# {platform.node()} {platform.machine()}, {cpu} CPU cores, ours on --device {args.device}, load average "
+          f"{load:.1f} at start (shared machine); style {Path(args.style).name}; seconds={args.seconds or 'all'}")
     base = args.against
     head = (f"| {'video':<28} | {'size':>9} | {'frames':>6} | {base + ' fps':>13} | {'ours fps':>8} | "
             f"{'ours/' + base:>14} | {base + ' peak RSS':>18} | {'ours peak RSS':>13} |")
@@ -112,7 +113,8 @@ def main(argv=None) -> int:
         res: dict[str, list] = {base: [], "ours": []}
         for _ in range(args.rounds):
             for which in (base, "ours"):
-                cmd = [sys.executable, __file__, "--worker", which, "--style", args.style, str(path)]
+                cmd = [sys.executable, __file__, "--worker", which, "--style", args.style, "--device", args.device,
+                       str(path)]
                 if args.seconds:
                     cmd += ["--seconds", str(args.seconds)]
                 proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -29,6 +29,16 @@ def need(path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def one_torch_thread():
+    """PyTorch on one thread for the test (toy training runs: no oversubscription beside the suite)."""
+    torch = pytest.importorskip("torch", reason="training needs the optional extra dctoon[train] (PyTorch)")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def run(args, capsys) -> tuple[int, str, str]:
     """The CLI in-process: exit code, stdout, stderr."""
     from dctoon.cli import main

@@ -34,12 +34,7 @@ def need(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _random_generator(seed: int = 0) -> ttn_model.Generator:
@@ -238,7 +233,7 @@ def test_abstraction_flattens_shading_into_bands_and_inks_lines(tmp_path):
     # in the trainer the target is the abstraction of the photo, warped with it (flips, scale, rotation);
     # images load at 256 px, so a full window at 256 is the identity (or a flip)
     trainer = _adversarial_trainer(tmp_path, w_abstract=5.0, crop=(1.0, 1.0), rotate=0.0, res=256)
-    x, _ = trainer.batch(trainer.photos, trainer.n_photos)
+    x, _ = trainer.batch(trainer.photos)
     photo_t, target = ((x[:, :3] + 1) * 127.5).round(), ((x[:, 3:] + 1) * 127.5).round()
     for p, t in zip(photo_t, target):
         want = losses.abstraction(p.permute(1, 2, 0).byte().numpy().copy())
@@ -273,7 +268,7 @@ def test_tone_bands_train_through_and_export_into_the_model(tmp_path):
     out = export(ExportSettings(checkpoint=str(ckpt), out=str(tmp_path / "style"), name="toy"))
     card = json.loads((Path(out) / "style.json").read_text())
     assert card["tone_bands"] == {"levels": 8, "sharpness": 3.0} == card["training"]["tone_bands"]
-    sess = ort.InferenceSession(str(Path(out) / "head.onnx"), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(Path(out) / card["head"]["file"]), providers=["CPUExecutionProvider"])
     bgr = trainer.photos[:1, :3].permute(0, 2, 3, 1).numpy().astype(np.float32)
     got = sess.run(None, {sess.get_inputs()[0].name: bgr})[0].astype(int)
     want = network.reference_forward(trainer.G.numpy_weights(), bgr, bands=8).astype(int)
@@ -285,7 +280,7 @@ def test_tone_bands_train_through_and_export_into_the_model(tmp_path):
     card6 = json.loads((Path(again) / "style.json").read_text())
     assert card6["tone_bands"] == {"levels": 6, "sharpness": 2.5} and card6["training"]["steps"] == 2
     assert card6["training"]["command"] == "retone" and card6["source"] == card["source"] == "dctoon train ttn"
-    sess6 = ort.InferenceSession(str(Path(again) / "head.onnx"), providers=["CPUExecutionProvider"])
+    sess6 = ort.InferenceSession(str(Path(again) / card6["head"]["file"]), providers=["CPUExecutionProvider"])
     want6 = network.reference_forward(trainer.G.numpy_weights(), bgr, bands=6, sharpness=2.5).astype(int)
     assert np.abs(sess6.run(None, {sess6.get_inputs()[0].name: bgr})[0].astype(int) - want6).max() <= 2
 

@@ -47,6 +47,7 @@ class BatchOptions:
     settings: Settings = field(default_factory=Settings)
     workers: int = 0
     threads: int = 0            # onnxruntime threads per worker (0: its share of the CPUs)
+    device: str = "cpu"         # where the style models run (runtime.DEVICES); GPUs are shared among workers
     retries: int = 2            # more tries for an item that failed (bad input is not retried)
     segment: float = 10.0       # seconds per video piece (cut at the next keyframe)
     warmup: float = 1.0         # seconds before a piece stylized, not written: no jump at the seam
@@ -202,10 +203,10 @@ def _entry(src, dst, style: str, began: float, error: str | None, kind: str, fra
 class ImageWorker:
     """A Ray Data actor: one Cartoonizer, loaded once, for every batch of images it is given."""
 
-    def __init__(self, style: str | None, settings: Settings, threads: int, retries: int):
+    def __init__(self, style: str | None, settings: Settings, models: dict, retries: int):
         from .pipeline import load
 
-        self.cartoonizer = load(style, settings, threads=threads)
+        self.cartoonizer = load(style, settings, **models)
         self.style = Path(self.cartoonizer.style.name).stem
         self.retries = retries
 
@@ -219,6 +220,16 @@ class ImageWorker:
                 read_image(Path(src), max_side=self.cartoonizer.settings.max_side))), self.retries)
             rows.append(_entry(src, dst, self.style, began, error, "image"))
         return {"entry": [json.dumps(r) for r in rows]}
+
+
+def _gpu_share(cluster_gpus: float, workers: int, device: str) -> float:
+    """Each worker's share of the cluster's GPUs (Ray's ``num_gpus``): none on the CPU, and a
+    one-line error when a GPU is asked for and the cluster has none."""
+    if device == "cpu" or (device == "auto" and not cluster_gpus):
+        return 0.0
+    if not cluster_gpus:
+        raise InputError(f"--device {device}: the Ray cluster has no GPU")
+    return cluster_gpus / workers
 
 
 def _pieces(src: Path, segment: float, crop: bool) -> list[tuple[float | None, float | None]]:
@@ -237,7 +248,7 @@ def _pieces(src: Path, segment: float, crop: bool) -> list[tuple[float | None, f
     return list(zip(bounds, [*cuts, None]))
 
 
-def _stylize_piece(style, settings, threads, src, piece, span, o: dict):
+def _stylize_piece(style, settings, models: dict, src, piece, span, o: dict):
     """One piece of a video (a Ray task); its result is kept beside it so a re-run reuses it."""
     from .pipeline import load
     from .video import VideoResult
@@ -248,7 +259,7 @@ def _stylize_piece(style, settings, threads, src, piece, span, o: dict):
         return VideoResult(Path(r["path"]), r["frames"], r["duration"], tuple(r["size"]), None, origin=r["origin"])
 
     def work():
-        c = load(style, settings, threads=threads)
+        c = load(style, settings, **models)
         return c.stylize_video(src, piece, start=span[0], end=span[1], warmup=o["warmup"], audio=False,
                                bar=False, crf=o["crf"], preset=o["preset"])
 
@@ -259,7 +270,7 @@ def _stylize_piece(style, settings, threads, src, piece, span, o: dict):
     return result
 
 
-def _video(style, settings, threads, src, dst, o: dict, *pieces):
+def _video(style, settings, models: dict, src, dst, o: dict, *pieces):
     """A whole video (a Ray task): one piece stylized straight into ``dst``, or pieces joined."""
     import shutil
 
@@ -270,7 +281,7 @@ def _video(style, settings, threads, src, dst, o: dict, *pieces):
     src, dst = Path(src), Path(dst)
     if not pieces:
         def work():
-            c = load(style, settings, threads=threads)
+            c = load(style, settings, **models)
             return c.stylize_video(src, dst, bar=False, crf=o["crf"], preset=o["preset"])
         result, error = _attempt(work, o["retries"])
     else:
@@ -392,13 +403,15 @@ def run(inputs: list[str], out: str | os.PathLike, options: BatchOptions = Batch
         f"{ray.get_runtime_context().gcs_address}: {nodes} node{'s' * (nodes != 1)}, {cluster:g} CPUs, "
         f"{workers} worker{'s' * (workers != 1)}", err=True)
     cpus = cluster / workers  # Ray's share per worker (fractional when workers outnumber CPUs)
+    gpus = _gpu_share(float(ray.cluster_resources().get("GPU", 0)), workers, options.device)
     threads = options.threads or max(1, round(cpus))
     o = dict(warmup=options.warmup, crf=options.crf, preset=options.preset, retries=options.retries, style=style)
-    args = (options.style, options.settings, threads)
+    device = "cpu" if options.device == "auto" and not gpus else options.device  # auto: the cluster decides
+    args = (options.style, options.settings, {"threads": threads, "device": device})
 
     # 1. videos: piece tasks, then a join task per video that waits for its pieces
-    piece_task = ray.remote(_stylize_piece).options(num_cpus=cpus, max_retries=options.retries)
-    video_task = ray.remote(_video).options(num_cpus=cpus, max_retries=options.retries)
+    piece_task = ray.remote(_stylize_piece).options(num_cpus=cpus, num_gpus=gpus, max_retries=options.retries)
+    video_task = ray.remote(_video).options(num_cpus=cpus, num_gpus=gpus, max_retries=options.retries)
     pending = {}
     for it in (i for i in items if i.kind == "video"):
         spans = _safe_pieces(it.src, options.segment, probe_c.aspect is not None)
@@ -416,8 +429,8 @@ def run(inputs: list[str], out: str | os.PathLike, options: BatchOptions = Batch
         ds = ray.data.from_items([{"src": str(i.src), "dst": str(i.dst)} for i in images],
                                  override_num_blocks=min(len(images), 4 * workers))
         pool = ray.data.ActorPoolStrategy(size=min(workers, len(images)))
-        ds = ds.map_batches(ImageWorker, batch_size=4, compute=pool, num_cpus=cpus,
-                            fn_constructor_args=(options.style, options.settings, threads, options.retries))
+        ds = ds.map_batches(ImageWorker, batch_size=4, compute=pool, num_cpus=cpus, num_gpus=gpus,
+                            fn_constructor_args=(*args, options.retries))
         rows = ds.iter_rows()
     show = sys.stderr.isatty() if bar is None else bar
     total = sum(i.frames for i in items)

@@ -29,6 +29,15 @@ def _add_style_options(p: argparse.ArgumentParser, strength: bool = True) -> Non
     p.add_argument("--min-face", type=int, default=40, metavar="PX",
                    help="faces smaller than PX are left to the background model (default: 40)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for inference (default: all cores)")
+    _add_device_option(p)
+
+
+def _add_device_option(p: argparse.ArgumentParser) -> None:
+    from .runtime import DEVICES
+
+    p.add_argument("--device", choices=DEVICES, default="cpu",
+                   help="where the style models run: cpu (default), cuda (an NVIDIA GPU: pip install "
+                        "'dctoon[gpu]'), tensorrt (fp16 engines, built once per size) or auto (cuda when present)")
 
 
 def _add_strength_options(p: argparse.ArgumentParser) -> None:
@@ -65,7 +74,7 @@ def _settings(args):
 def _load(args):
     from .pipeline import load
 
-    return load(args.style, _settings(args), threads=args.threads)
+    return load(args.style, _settings(args), threads=args.threads, device=args.device)
 
 
 def cmd_image(args) -> int:
@@ -115,7 +124,7 @@ def _all_styles(args, paths: list[Path]) -> int:
 
     plan = plan_outputs(paths, Path(args.output) if args.output else None, lambda src: image_name(src, "all", False),
                         IMAGE_SUFFIXES, "an image")
-    styles = load_all(_settings(args), args.threads)
+    styles = load_all(_settings(args), args.threads, args.device)
     for src, dst in zip(paths, plan):
         write_image(dst, all_styles(read_image(src, max_side=args.max_side), styles))
         print(dst)
@@ -170,7 +179,8 @@ def cmd_batch(args) -> int:
     if not args.segment > 0 or not args.warmup >= 0:
         raise InputError("--segment must be more than 0 seconds and --warmup 0 or more")
     options = BatchOptions(style=args.style, settings=_settings(args), workers=args.workers,
-                           threads=args.threads, retries=args.retries, segment=args.segment, warmup=args.warmup,
+                           threads=args.threads, device=args.device, retries=args.retries, segment=args.segment,
+                           warmup=args.warmup,
                            crf=args.crf, preset=args.preset, address=args.address)
 
     def terminate(signum, frame):  # a kill (SIGTERM) stops like Ctrl-C: the manifest is saved
@@ -263,7 +273,7 @@ def cmd_serve(args) -> int:
                     max_side=args.max_side, concurrency=args.concurrency, queue_size=args.queue_size)
     print(f"dctoon: serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
     serve(args.host, args.port, args.style, faces=not args.no_faces, min_face=args.min_face,
-          threads=args.threads, limits=limits)
+          threads=args.threads, device=args.device, limits=limits)
     return 0
 
 

@@ -28,13 +28,13 @@ def all_styles(image: np.ndarray, cartoonizers: dict | None = None, *, settings=
     return grid(tiles, tile)
 
 
-def load_all(settings=None, threads: int = 0) -> dict:
+def load_all(settings=None, threads: int = 0, device: str = "cpu") -> dict:
     """Every installed style, loaded: name -> Cartoonizer (the grid sizes the photo itself)."""
     from .pipeline import Cartoonizer, Settings
     from .styles import installed, resolve
 
     s = dataclasses.replace(settings or Settings(), max_side=None, crop=None)
-    return {name: Cartoonizer(resolve(name), s, threads=threads) for name in installed()}
+    return {name: Cartoonizer(resolve(name), s, threads=threads, device=device) for name in installed()}
 
 
 def grid(tiles: list[tuple[str, np.ndarray]], tile: int = TILE, cols: int | None = None) -> np.ndarray:

@@ -19,14 +19,14 @@ class TTN:
     ramps, so memory stays bounded whatever the resolution.
     """
 
-    def __init__(self, path: Path, threads: int = 0, tile: int = 1536, overlap: int = 96):
+    def __init__(self, path: Path, threads: int = 0, tile: int = 1536, overlap: int = 96, device: str = "cpu"):
         path = Path(path)
         # Every format (ours, .tflite, frozen .pb) is read into weights and rebuilt as our own graph:
         # one parse per file, and the session always runs the graph this version of dctoon writes.
         self.imported = imported = read_any(path)  # the weights and filter, for whoever needs them (distillation)
         model_bytes = imported.onnx().SerializeToString()
         self.path = path
-        self.session = session(model_bytes, threads)
+        self.session = session(model_bytes, threads, device=device)
         self.tile, self.overlap = tile, overlap
 
     def run_batch(self, bgr: np.ndarray) -> np.ndarray:

@@ -23,3 +23,8 @@ def models_dir() -> Path:
 def downloads_dir() -> Path:
     """Partial downloads (``*.part``), kept between runs so that a download can resume."""
     return home() / "downloads"
+
+
+def engines_dir() -> Path:
+    """TensorRT engines built for the style models (``--device tensorrt``), one per model and size."""
+    return home() / "tensorrt"

@@ -51,20 +51,21 @@ class Settings:
 class Cartoonizer:
     """A loaded style: ``stylize(image)`` for pictures, ``stylize_video(...)`` for videos.
 
-    ``threads`` (onnxruntime intra-op threads, 0 = all cores) and ``tile`` (the background model
-    runs in tiles above this side: bounded memory) are fixed when the models load; ``settings``
-    are per job (:meth:`configure`)."""
+    ``threads`` (onnxruntime intra-op threads, 0 = all cores), ``tile`` (the background model
+    runs in tiles above this side: bounded memory) and ``device`` (``runtime.DEVICES``: where the
+    style models run) are fixed when the models load; ``settings`` are per job (:meth:`configure`)."""
 
     style: Style
     settings: Settings = field(default_factory=Settings)
     threads: int = 0
     tile: int = 1536
+    device: str = "cpu"
 
     def __post_init__(self):
         def ttns(style: Style) -> tuple[TTN, TTN]:
-            head = TTN(style.head, self.threads, self.tile)
+            head = TTN(style.head, self.threads, self.tile, device=self.device)
             same = style.background.resolve() == style.head.resolve()
-            return head, head if same else TTN(style.background, self.threads, self.tile)
+            return head, head if same else TTN(style.background, self.threads, self.tile, device=self.device)
 
         if self.style.mix:  # several styles, their outputs mixed by weight
             parts = [(ttns(st), w) for st, w in self.style.mix]
@@ -94,9 +95,9 @@ class Cartoonizer:
     def configure(self, **changes) -> "Cartoonizer":
         """A copy with some settings changed that shares the loaded models (one per web job, say).
 
-        Model-shaping options (tile, threads) are fixed at load time and cannot change here.
+        Model-shaping options (tile, threads, device) are fixed at load time and cannot change here.
         """
-        fixed = {"tile", "threads"} & set(changes)
+        fixed = {"tile", "threads", "device"} & set(changes)
         if fixed:
             raise TypeError(f"{', '.join(sorted(fixed))} can only be set when loading")
         _check_fields(changes, "setting")
@@ -310,14 +311,14 @@ def _check_fields(names, what: str) -> None:
 
 
 def load(style: str | None = None, settings: Settings | None = None, *, threads: int = 0, tile: int = 1536,
-         **options) -> Cartoonizer:
+         device: str = "cpu", **options) -> Cartoonizer:
     """A ``Cartoonizer`` for a style name or a model path (default: the first built-in style).
 
-    ``threads`` and ``tile`` shape the loaded models; keyword options override ``Settings``
-    fields, e.g. ``load("anime", max_side=1080)``.
+    ``threads``, ``tile`` and ``device`` (cpu, cuda, tensorrt or auto) shape the loaded models;
+    keyword options override ``Settings`` fields, e.g. ``load("anime", max_side=1080)``.
     """
     from .styles import default_style
 
     _check_fields(options, "option")
     return Cartoonizer(resolve(style or default_style()), dataclasses.replace(settings or Settings(), **options),
-                       threads=threads, tile=tile)
+                       threads=threads, tile=tile, device=device)

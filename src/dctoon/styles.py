@@ -165,9 +165,14 @@ def _styles_in(root: Path) -> dict[str, Path]:
             if not d.name.startswith(".") and (d / CARD).is_file()}
 
 
+def builtin() -> dict[str, Path]:
+    """Style name -> folder of the styles shipped inside the package."""
+    return _styles_in(BUILTIN_DIR)
+
+
 def installed() -> dict[str, Path]:
     """Style name -> folder, user styles shadowing built-in ones of the same name."""
-    return {**_styles_in(BUILTIN_DIR), **_styles_in(user_dir())}
+    return {**builtin(), **_styles_in(user_dir())}
 
 
 def _suggest(s: str, names) -> str:
@@ -563,7 +568,7 @@ def remove(name: str) -> Path:
         shutil.rmtree(partial, ignore_errors=True)
         _prune(downloads_dir())
         return partial
-    if name in _styles_in(BUILTIN_DIR):
+    if name in builtin():
         raise ModelError(f"'{name}' is a built-in style: it cannot be removed")
     if name in OFFICIAL:
         raise ModelError(f"style '{name}' is not installed")

@@ -149,7 +149,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> argparse.Ar
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         elif origin in (tuple, list):
             parser.add_argument(flag, type=args[0], nargs=len(args) if origin is tuple else "+",
-                                default=default, help=help_text, required=bool(meta.get("required")))
+                                default=default, help=help_text, required=bool(meta.get("required")),
+                                metavar=meta.get("metavar"))
         else:
             parser.add_argument(flag, type=tp, default=default, help=help_text, required=bool(meta.get("required")),
                                 choices=meta.get("choices"))

@@ -16,7 +16,6 @@ Metrics (all on aligned 256x256 held-out photos, stylized by the exported ``head
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -118,10 +117,14 @@ def contact_sheet(path: Path, columns: list[tuple[str, list[np.ndarray]]], rows:
 def evaluate(settings: EvalSettings) -> dict:
     from dctoon.face import FaceDetector
 
+    from dctoon.importers import read_any
+    from dctoon.styles import resolve
+
     s = settings
-    style = Path(s.style)
-    card = json.loads((style / "style.json").read_text())
-    head = (style / card.get("head", {}).get("file", "head.onnx")).read_bytes()
+    style = resolve(s.style)  # a name, a style folder or a model file
+    head = style.head.read_bytes() if style.head.suffix == ".onnx" else \
+        read_any(style.head).onnx().SerializeToString()
+    card = {"name": style.name, **style.card}
     files = dataset_files(Path(s.photos), "eval", 0.1)
     if s.limit:
         files = files[: s.limit]
@@ -155,7 +158,8 @@ def evaluate(settings: EvalSettings) -> dict:
     if s.sheet:
         contact_sheet(Path(s.sheet), columns, s.sheet_rows, s.sheet_groups, s.sheet_cell)
         result["sheet"] = s.sheet
-    out = Path(s.out) if s.out else style.parent / f"metrics-{card.get('name', style.name)}.json"
+    out = Path(s.out) if s.out else Path(s.style).resolve().parent / f"metrics-{style.name}.json" \
+        if Path(s.style).exists() else Path(f"metrics-{style.name}.json")
     write_json(out, result)
     print(table(result))
     return result
@@ -169,3 +173,86 @@ def table(result: dict) -> str:
             rows.append(f"| {key} | {r.get('face_detected', '-')} | {r.get('landmark_error_px', '-')} | "
                         f"{r['colour_js']} | {r['gradient_js']} |")
     return "\n".join(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# against the artist: a style's output beside the drawing an artist made over the same photo
+
+PAIR_SIZE = 256
+
+
+def face_ellipse(size: int = PAIR_SIZE) -> np.ndarray:
+    """Boolean mask of the central face ellipse of an aligned portrait (CelebA-HQ framing: the face
+    spans about the middle 55% of the width, brows to chin): where a drawing is compared."""
+    yy, xx = np.mgrid[:size, :size].astype(np.float32) / size
+    return ((xx - 0.5) / 0.28) ** 2 + ((yy - 0.53) / 0.36) ** 2 <= 1.0
+
+
+def dark_strokes(bgr: np.ndarray) -> np.ndarray:
+    """Dark lines: where a difference of Gaussians (sigma 1.0 minus sigma 1.6) of the grey image
+    falls below -3 grey levels."""
+    import cv2
+
+    g = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    dog = cv2.GaussianBlur(g, (0, 0), 1.0) - cv2.GaussianBlur(g, (0, 0), 1.6)
+    return dog < -3.0
+
+
+def stroke_f1(ours: np.ndarray, drawing: np.ndarray, mask: np.ndarray) -> float:
+    """F1 of our dark strokes against the drawing's, each counted as found within 1 px of the other."""
+    import cv2
+
+    a, b = dark_strokes(ours) & mask, dark_strokes(drawing) & mask
+    near = lambda m: cv2.dilate(m.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # noqa: E731
+    if not a.any() or not b.any():
+        return float(a.any() == b.any())
+    precision = (a & near(b)).sum() / a.sum()
+    recall = (b & near(a)).sum() / b.sum()
+    return float(2 * precision * recall / max(precision + recall, 1e-9))
+
+
+def grey_ssim(ours: np.ndarray, drawing: np.ndarray, mask: np.ndarray) -> float:
+    """Mean SSIM of the grey images (Gaussian window sigma 1.5, the usual constants) inside ``mask``."""
+    import cv2
+
+    x, y = (cv2.cvtColor(im, cv2.COLOR_BGR2GRAY).astype(np.float64) for im in (ours, drawing))
+    blur = lambda im: cv2.GaussianBlur(im, (11, 11), 1.5)  # noqa: E731
+    mx, my = blur(x), blur(y)
+    vx, vy, cov = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    ssim = (2 * mx * my + c1) * (2 * cov + c2) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(ssim[mask].mean())
+
+
+def lab_l1(ours: np.ndarray, drawing: np.ndarray, mask: np.ndarray) -> float:
+    """Mean absolute difference in CIELAB (L 0-100, a and b about -128..127), over the 3 channels."""
+    import cv2
+
+    lab = lambda im: cv2.cvtColor(im.astype(np.float32) / 255, cv2.COLOR_BGR2LAB)  # noqa: E731
+    return float(np.abs(lab(ours) - lab(drawing))[mask].mean())
+
+
+def artist_metrics(outputs: list[np.ndarray], drawings: list[np.ndarray]) -> dict:
+    """Lab L1 (lower is better), grey SSIM and dark-stroke F1 (higher is better) of 256x256 outputs
+    against the drawings, inside the face ellipse, averaged over the pairs."""
+    mask = face_ellipse()
+    rows = [(lab_l1(o, d, mask), grey_ssim(o, d, mask), stroke_f1(o, d, mask)) for o, d in zip(outputs, drawings)]
+    lab, ssim, f1 = np.mean(rows, 0)
+    return {"lab_l1": round(float(lab), 3), "ssim": round(float(ssim), 4), "stroke_f1": round(float(f1), 4)}
+
+
+def held_out_pairs(photos: Path, drawings: Path, holdout: float = 0.1) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The hold-out split of a pair set (photo and drawing share a file name), the names a trainer
+    with the same ``holdout`` never sees: (photos, drawings) as BGR images at ``PAIR_SIZE``."""
+    import cv2
+
+    pairs = [(p, Path(drawings) / p.relative_to(photos)) for p in dataset_files(Path(photos), "eval", holdout)]
+    pairs = [(p, d) for p, d in pairs if d.is_file()]
+    size = (PAIR_SIZE, PAIR_SIZE)
+    read = lambda p: cv2.resize(read_bgr(p), size, interpolation=cv2.INTER_AREA)  # noqa: E731
+    return [read(p) for p, _ in pairs], [read(d) for _, d in pairs]
+
+
+def stylize_pairs(cartoonizer, photos: list[np.ndarray]) -> list[np.ndarray]:
+    """Each BGR photo through the whole pipeline (faces detected, heads pasted, background)."""
+    return [cartoonizer.stylize(np.ascontiguousarray(p[..., ::-1]))[..., ::-1].copy() for p in photos]

@@ -24,15 +24,15 @@ def export(settings: ExportSettings) -> Path:
 
     s = settings
     metrics = json.loads(Path(s.metrics).read_text()) if s.metrics else None
-    single = False
-    if str(s.checkpoint).endswith(".pt"):
+    if str(s.checkpoint).endswith(".pt"):  # one network and one filter: one model.onnx serves head and background
         g, st = load_generator(s.checkpoint)
         trained = st["settings"]
         radius, eps = st.get("gf", (DEFAULT_RADIUS, DEFAULT_EPS))  # a student keeps its teacher's filter
         head = bg = ImportedTTN(g.numpy_weights(), radius, eps, trained.get("bands", 0),
                                 trained.get("band_sharpness", DEFAULT_SHARPNESS))
+        single = True
         if st.get("kind") == "distill":
-            training, single = distill_card(st, metrics, s.command), True
+            training = distill_card(st, metrics, s.command)
             card = {"description": "", "source": "dctoon train distill", "license": training["license"]}
         else:
             training = training_card(st, metrics, s.command)

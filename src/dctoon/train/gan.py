@@ -46,11 +46,12 @@ import torch.nn.functional as F
 from dctoon.errors import InputError
 from dctoon.network import config_of
 
-from ._util import LANDMARKS_FILE, dataset_files, log_step, read_bgr, relative, save_checkpoint
+from ._util import (LANDMARKS_FILE, center_square, dataset_files, holdout_split, log_step, read_bgr, relative,
+                    save_checkpoint)
 from .settings import TTNSettings
 
-from .losses import (ContentLoss, PatchDiscriminator, abstraction, outline_mask, shift_loss, soften_edges,
-                     superpixel_rep, surface_rep, texture_rep, tone_bands, tv_loss)
+from .losses import (ContentLoss, PatchDiscriminator, abstraction, outline_mask, paired_losses, shift_loss,
+                     soften_edges, superpixel_rep, surface_rep, texture_rep, tone_bands, tv_loss)
 from .model import Generator, guided_filter
 
 # --------------------------------------------------------------------------------------------
@@ -61,6 +62,47 @@ def load_folder(files: list[Path], size: int = 256) -> torch.Tensor:
     """All images as one uint8 BGR tensor [N, 3, size, size] (small data sets fit in memory)."""
     arr = np.stack([read_bgr(p, size) for p in files])
     return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+
+
+def pair_split(photos: Path, holdout: float) -> tuple[list[Path], list[Path]]:
+    """(fit, validation) photos of a pair set. The hash hold-out (``holdout``, as ``evaluate`` and
+    ``bench/artist.py`` take it) is never read; validation is the next ``holdout`` of what is left,
+    by the same hash order, so early stopping never sees the test pairs."""
+    train = dataset_files(photos, "train", holdout)
+    fit, val = holdout_split([str(p.relative_to(photos)) for p in train], holdout)
+    return [photos / n for n in fit], [photos / n for n in val]
+
+
+def load_pairs(files: list[Path], photos: Path, drawings: Path, size: int = 256) -> torch.Tensor:
+    """Photos and their drawings as one uint8 tensor [N, 6, size, size]: photo BGR then drawing BGR.
+    Both are cut by the alignment the photo's face gives (as the head crop at inference), so they
+    stay pixel-aligned, and ride through the geometry calibration as one image."""
+    import cv2
+
+    from dctoon.face import FaceDetector, alignment_matrix
+
+    missing = [p.name for p in files if not (drawings / p.relative_to(photos)).is_file()]
+    if missing:
+        raise InputError(f"--pairs: {len(missing)} photos have no drawing of the same name in {drawings}"
+                         f" (first: {missing[0]})")
+    detector = FaceDetector(threads=1)
+    out = []
+    for p in files:
+        photo, drawing = cv2.imread(str(p)), cv2.imread(str(drawings / p.relative_to(photos)))
+        if photo is None or drawing is None or photo.shape != drawing.shape:
+            raise InputError(f"--pairs: {p.name}: unreadable, or the photo and its drawing differ in size")
+        # at the size the photo is judged at (the artist metric reads 256 px pairs), then aligned from there
+        photo, drawing = (cv2.resize(center_square(im), (size, size), interpolation=cv2.INTER_AREA)
+                          for im in (photo, drawing))
+        faces = detector.detect(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB))
+        if faces:
+            m = alignment_matrix(faces[0].landmarks, size=size)
+            photo, drawing = (cv2.warpAffine(im, m, (size, size), flags=cv2.INTER_LINEAR,
+                                             borderMode=cv2.BORDER_REFLECT_101) for im in (photo, drawing))
+        out.append(np.concatenate([photo, drawing], 2))  # no face found: the whole picture
+    if not out:
+        return torch.zeros(0, 6, size, size, dtype=torch.uint8)
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
 
 
 def _landmark_mask(landmarks: np.ndarray | None, size: int, n: int) -> torch.Tensor:
@@ -154,19 +196,31 @@ class Trainer:
         (self.out / "samples").mkdir(parents=True, exist_ok=True)
         self.gen = torch.Generator().manual_seed(s.seed)
 
-        photo_files = dataset_files(Path(s.photos), "train", s.holdout)
-        style_files = dataset_files(Path(s.styles), "train", 0.0)
-        if not photo_files or not style_files:
-            raise InputError(f"no training images: {len(photo_files)} photos, {len(style_files)} exemplars")
-        self.photos = load_folder(photo_files)
-        if s.w_abstract > 0:  # each photo's abstraction rides along as 3 more channels: warped with it
+        self.pairs = self.val = self.photos = None
+        if s.pairs:
+            photo_dir, drawing_dir = map(Path, s.pairs)
+            fit, val = pair_split(photo_dir, s.holdout)
+            self.pairs = load_pairs(fit, photo_dir, drawing_dir)
+            self.val = load_pairs(val, photo_dir, drawing_dir)  # early stopping's judge
+            if not len(self.pairs):
+                raise InputError(f"--pairs: no training pairs in {photo_dir}")
+        elif not (s.photos and s.styles):
+            raise InputError("train ttn needs --photos and --styles, or --pairs PHOTOS DRAWINGS")
+        photo_files = dataset_files(Path(s.photos), "train", s.holdout) if s.photos else []
+        if photo_files:
+            self.photos = load_folder(photo_files)
+        if s.w_abstract > 0 and self.photos is not None:  # each photo's abstraction rides along: warped with it
             hwc = self.photos.permute(0, 2, 3, 1).numpy()
             targets = torch.from_numpy(np.stack([abstraction(im) for im in hwc])).permute(0, 3, 1, 2)
             self.photos = torch.cat([self.photos, targets], 1)
-        self.styles = load_folder(style_files)
-        self.n_photos, self.n_styles = len(photo_files), len(style_files)
+        style_files = dataset_files(Path(s.styles), "train", 0.0) if s.styles else []
+        self.styles = load_folder(style_files) if style_files else (self.pairs[:, 3:] if self.pairs is not None
+                                                                    else None)
+        if (self.photos is None and self.pairs is None) or self.styles is None:
+            raise InputError(f"no training images: {len(photo_files)} photos, {len(style_files)} exemplars")
+        self.n_photos, self.n_styles = len(photo_files), len(self.styles)
         self.masks = None
-        if s.w_expression > 0:
+        if s.w_expression > 0 and self.photos is not None:
             lm_path = Path(s.photos) / LANDMARKS_FILE
             lms = json.loads(lm_path.read_text()) if lm_path.exists() else {}
             arr = np.array([lms.get(p.name, [[89.6, 110.0], [166.4, 110.0], [128, 148], [96, 182], [160, 182]])
@@ -184,7 +238,15 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0
         self.init = RANDOM_INIT
-        self.fixed = torch.arange(0, self.n_photos, max(1, self.n_photos // 6))[:6]
+        self.best = (math.inf, 0)  # held-out score and its step
+        self.waited = 0  # validations since the best
+        self.shown = self.pairs if self.pairs is not None else self.photos
+        self.fixed = torch.arange(0, len(self.shown), max(1, len(self.shown) // 6))[:6]
+        self.anchor = None  # the start, frozen: fine-tuning keeps content close to what it already made
+        if start is not None:
+            self.anchor = Generator(*config_of(start[0])).to(self.dev)
+            self.anchor.load_numpy_weights(start[0])
+            self.anchor.requires_grad_(False).eval()
         if s.resume and (self.out / "checkpoint.pt").exists():
             self.load(self.out / "checkpoint.pt")
         elif start is not None:
@@ -197,7 +259,8 @@ class Trainer:
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
                 "elapsed": self.elapsed, "settings": dataclasses.asdict(self.s), "rng": self.gen.get_state(),
                 "torch_rng": torch.get_rng_state(), "n_photos": self.n_photos, "n_styles": self.n_styles,
-                "init": self.init}
+                "n_pairs": 0 if self.pairs is None else len(self.pairs), "init": self.init, "best": self.best,
+                "waited": self.waited}
 
     def save(self, path: Path | None = None) -> Path:
         return save_checkpoint(self.state(), path or self.out / "checkpoint.pt")
@@ -213,7 +276,9 @@ class Trainer:
             group["lr"] = self.s.lr  # the optimizer state carries the old run's rate: --lr of this run wins
         self.step, self.elapsed = st["step"], st["elapsed"]
         self.init = st.get("init", RANDOM_INIT)
-        if Path(st["settings"]["styles"]).resolve() != Path(self.s.styles).resolve():
+        self.best, self.waited = tuple(st.get("best", (math.inf, 0))), st.get("waited", 0)
+        before = st["settings"]["styles"]
+        if before and self.s.styles and Path(before).resolve() != Path(self.s.styles).resolve():
             # fine-tuning another style's weights: the model card must say where they came from
             run = relative(st["settings"]["styles"])
             self.init = f"the weights of a run on {run} at step {self.step} ({self.init})"
@@ -221,8 +286,8 @@ class Trainer:
         torch.set_rng_state(st["torch_rng"])
 
     # -- one step
-    def batch(self, images, n, masks=None):
-        idx = torch.randint(0, images.shape[0], (self.s.batch,), generator=self.gen)
+    def batch(self, images, masks=None, n: int | None = None):
+        idx = torch.randint(0, images.shape[0], (n or self.s.batch,), generator=self.gen)
         x, m = geometry_batch(images, idx, self.s.res, self.s.crop, self.s.rotate, self.gen, masks)
         return x.to(self.dev), (m.to(self.dev) if m is not None else None)
 
@@ -230,12 +295,27 @@ class Trainer:
         out = guided_filter(photo, self.G(photo), 1, 5e-3)
         return tone_bands(out, self.s.bands, self.s.band_sharpness) if self.s.bands else out
 
+    def inputs(self):
+        """One step's photos, the drawings of the first ``len(drawing)`` of them (paired mode), the
+        expression mask and the abstraction target (unpaired terms)."""
+        drawing = mask = target = None
+        if self.pairs is not None:
+            x, _ = self.batch(self.pairs)
+            photo, drawing = x[:, :3], x[:, 3:]
+            if self.photos is not None:  # unpaired photos ride along: faces unlike the pairs' own
+                extra, _ = self.batch(self.photos[:, :3], n=max(1, self.s.batch // 2))
+                photo = torch.cat([photo, extra])
+        else:
+            x, mask = self.batch(self.photos, self.masks)
+            photo, target = x[:, :3], x[:, 3:]  # target: the abstraction, when the term is on
+        return photo, drawing, mask, target
+
     def train_step(self) -> dict[str, float]:
         s = self.s
-        photo, mask = self.batch(self.photos, self.n_photos, self.masks)
-        photo, target = photo[:, :3], photo[:, 3:]  # target: the abstraction, when the term is on
+        photo, drawing, mask, target = self.inputs()
         logs: dict[str, float] = {}
-        if self.step < s.warmup:  # content-only warm-up: reconstruct the photo
+        if self.anchor is None and drawing is None and self.step < s.warmup:
+            # from random weights: content-only warm-up, reconstruct the photo
             out = self.G(photo)
             loss = F.l1_loss(out, photo)
             self.opt_g.zero_grad(set_to_none=True)
@@ -244,15 +324,16 @@ class Trainer:
             self.step += 1
             return {"recon": loss.item()}
 
-        cartoon, _ = self.batch(self.styles, self.n_styles)
+        cartoon, _ = self.batch(self.styles)
         out = self.forward_g(photo)
+        n_paired = 0 if drawing is None else len(drawing)
 
         # discriminators (LSGAN)
         tgen = torch.Generator().manual_seed(int(torch.randint(0, 2**31, (1,), generator=self.gen)))
         fake_s, real_s = surface_rep(out.detach()), surface_rep(cartoon)
         tex_in = torch.cat([out.detach(), cartoon])
         tex = texture_rep(tex_in, tgen)
-        fake_t, real_t = tex[: photo.shape[0]], tex[photo.shape[0]:]
+        fake_t, real_t = tex[: len(out)], tex[len(out):]
         d_s = (self.Ds(real_s) - 1).pow(2).mean() + self.Ds(fake_s).pow(2).mean()
         d_t = (self.Dt(real_t) - 1).pow(2).mean() + self.Dt(fake_t).pow(2).mean()
         if s.w_edge > 0:
@@ -264,11 +345,21 @@ class Trainer:
         # generator
         g_s = (self.Ds(surface_rep(out)) - 1).pow(2).mean()
         g_t = (self.Dt(texture_rep(out, tgen)) - 1).pow(2).mean()
-        # with the abstraction term the content loss keeps the abstraction's structure, not the photo's:
-        # the photo's smooth shading would pin the output against the bands
-        c, e = self.content(photo if s.w_abstract == 0 else target, out, mask)  # mask: with the expression term
         tv = tv_loss(out)
-        loss = s.w_surface * g_s + s.w_texture * g_t + s.w_content * c + s.w_tv * tv
+        loss = s.w_surface * g_s + s.w_texture * g_t + s.w_tv * tv
+        if n_paired:  # the artist's drawing is the target
+            for key, term in paired_losses(out[:n_paired], drawing).items():
+                loss = loss + getattr(s, f"w_{key}") * term
+                logs[key] = term.item()
+        if n_paired < len(out):
+            # the content loss keeps the photo's structure; fine-tuning keeps the start's output instead, and
+            # the abstraction term its own target (the photo's smooth shading would pin the output against the bands)
+            free = photo[n_paired:]
+            anchored = self.anchor is not None and s.anchor == "start"
+            ref = target if s.w_abstract > 0 else self.anchored(free) if anchored else free
+            c, e = self.content(ref, out[n_paired:], mask)  # mask: with the expression term
+            loss = loss + s.w_content * c
+            logs["content"] = c.item()
         if s.w_superpixel > 0 or s.w_lines > 0:  # one segmentation serves both terms
             segments = superpixel_rep(out, s.superpixels, s.segmenter)
         if s.w_superpixel > 0:
@@ -295,25 +386,66 @@ class Trainer:
         loss.backward()
         self.opt_g.step()
         self.step += 1
-        logs.update(d_s=d_s.item(), d_t=d_t.item(), g_s=g_s.item(), g_t=g_t.item(), content=c.item(),
-                    tv=tv.item(), g=loss.item())
+        logs.update(d_s=d_s.item(), d_t=d_t.item(), g_s=g_s.item(), g_t=g_t.item(), tv=tv.item(), g=loss.item())
         return logs
 
     @torch.no_grad()
-    def sample(self) -> Path:
-        x = self.photos[self.fixed, :3].float() / 127.5 - 1.0  # full 256 px, as at inference
+    def anchored(self, photo: torch.Tensor) -> torch.Tensor:
+        return guided_filter(photo, self.anchor(photo), 1, 5e-3)
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float] | None:
+        """The validation pairs' score (the paired losses at their weights, whole 256 px crops: lower is
+        better), with the artist metrics of :mod:`.evaluate` on the same crops (comparable across weights)."""
+        from .evaluate import artist_metrics
+
+        if self.val is None or not len(self.val):
+            return None
         self.G.eval()
-        y = self.forward_g(x.to(self.dev))
+        total, outputs = 0.0, []
+        for i in range(0, len(self.val), 8):
+            x = self.val[i:i + 8].float().to(self.dev) / 127.5 - 1.0
+            y = self.forward_g(x[:, :3])
+            terms = paired_losses(y, x[:, 3:])
+            total += len(x) * sum(getattr(self.s, f"w_{k}") * t.item() for k, t in terms.items())
+            outputs += list(((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+        self.G.train()
+        drawings = list(self.val[:, 3:].permute(0, 2, 3, 1).numpy())
+        return {"held_out": total / len(self.val)} | artist_metrics(outputs, drawings)
+
+    @torch.no_grad()
+    def sample(self) -> Path:
+        x = self.shown[self.fixed].float() / 127.5 - 1.0  # full 256 px, as at inference
+        self.G.eval()
+        y = self.forward_g(x[:, :3].to(self.dev))
         self.G.train()
         path = self.out / "samples" / f"{self.step:06d}.jpg"
-        save_grid(path, [x, y])
+        save_grid(path, [x[:, :3], y] + ([x[:, 3:6]] if self.pairs is not None else []))
         return path
+
+    def check_held_out(self) -> bool:
+        """Score the held-out pairs, keep OUT/best.pt at the best score; False once ``patience``
+        validations in a row did no better."""
+        scores = self.validate()
+        if scores is None:
+            return True
+        score = scores["held_out"]
+        if score < self.best[0]:
+            self.best, self.waited = (score, self.step), 0
+            self.save(self.out / "best.pt")
+        else:
+            self.waited += 1
+        log_step(self.out, self.step, self.elapsed, scores, best_step=self.best[1])
+        return not (self.s.patience and self.waited >= self.s.patience)
 
     def run(self) -> Path:
         s = self.s
         t_last = time.time()
-        print(f"ttn: {self.n_photos} photos, {self.n_styles} exemplars, from step {self.step} to {s.steps}",
+        pairs = f"{len(self.pairs)} pairs (+{len(self.val)} for validation), " if self.pairs is not None else ""
+        print(f"ttn: {pairs}{self.n_photos} photos, {self.n_styles} exemplars, from step {self.step} to {s.steps}",
               flush=True)
+        if self.step == 0:
+            self.check_held_out()  # the start's own score: fine-tuning must beat it
         while self.step < s.steps:
             logs = self.train_step()
             now = time.time()
@@ -324,10 +456,14 @@ class Trainer:
             stop = now >= self.deadline
             if self.step % s.sample_every == 0:
                 self.sample()
+                if not self.check_held_out():
+                    stop = True
             if self.step % s.ckpt_every == 0 or self.step == s.steps or stop:
                 self.save()
             if stop:
-                print(f"ttn: stop time {s.stop_at} reached at step {self.step}", flush=True)
+                why = f"stop time {s.stop_at} reached" if now >= self.deadline else \
+                    f"no better held-out score in {self.waited} validations (best: step {self.best[1]})"
+                print(f"ttn: {why} at step {self.step}", flush=True)
                 break
         self.save()
         self.sample()
@@ -364,12 +500,21 @@ def training_card(st: dict, metrics: dict | None = None, command: str | None = N
         "hardware": "2-core CPU" if s["device"] == "cpu" else s["device"],
         "wall_time_s": round(st["elapsed"], 1),
         "losses": {k: s[k] for k in ("w_surface", "w_texture", "w_content", "w_tv", "w_expression", "w_superpixel",
-                                     "w_shift", "w_edge", "w_lines", "w_abstract", "lowpass_weight", "grad_weight",
+                                     "w_shift", "w_edge", "w_lines", "w_abstract", "w_pixel", "w_gradient", "w_ink",
+                                     "lowpass_weight", "grad_weight",
                                      "chroma_weight", "structure_floor") if k in s},
         "content_loss": ("vgg19-conv4_4" if s.get("vgg_weights") else "lowpass-L1 + gradient structure")
                         + (" + colour-edge (chroma gradients)" if s.get("chroma_weight") else ""),
         "init": st.get("init", RANDOM_INIT),
     }
+    if s.get("pairs"):
+        card["data"]["pairs"] = {"photos": relative(s["pairs"][0]), "drawings": relative(s["pairs"][1]),
+                                 "n_train": st.get("n_pairs"), "holdout": s["holdout"]}
+        card["losses"] = {k: v for k, v in card["losses"].items() if k not in ("w_content",) or s.get("photos")}
+    if st.get("best") and math.isfinite(st["best"][0]):
+        card["held_out"] = {"score": round(st["best"][0], 5), "step": st["best"][1],
+                            "what": "paired losses on the validation pairs (not the test hold-out), lower is better:"
+                                    " the early-stopping choice"}
     if s.get("bands"):
         card["tone_bands"] = {"levels": s["bands"], "sharpness": s["band_sharpness"]}
     if s.get("w_superpixel") or s.get("w_lines"):

@@ -29,8 +29,14 @@ class PrepareSettings:
 
 @dataclass
 class TTNSettings:
-    photos: str = _f(None, "folder of face photos (a prepared data set or a plain folder)", required=True)
-    styles: str = _f(None, "folder of style exemplars (a prepared data set or a plain folder)", required=True)
+    photos: str | None = _f(None, "folder of face photos (a prepared data set or a plain folder); with --pairs,"
+                                  " unpaired photos mixed in (half a batch each step)")
+    styles: str | None = _f(None, "folder of style exemplars (a prepared data set or a plain folder); with --pairs,"
+                                  " the critics see the drawings unless this is given")
+    pairs: tuple[str, str] | None = _f(None, "paired mode: PHOTOS DRAWINGS, two folders where each drawing was made"
+                                             " over the photo of the same name (pixel-aligned); both are aligned"
+                                             " by the face found in the photo and warped alike",
+                                       metavar=("PHOTOS", "DRAWINGS"))
     out: str = _f("runs/ttn", "run folder: checkpoints, samples, log")
     steps: int = _f(20000, "total generator steps (warm-up included)")
     warmup: int = _f(500, "content-only (reconstruction) warm-up steps")
@@ -44,6 +50,10 @@ class TTNSettings:
     w_texture: float = _f(1.0, "texture (grey) adversarial weight")
     w_content: float = _f(10.0, "content loss weight")
     w_tv: float = _f(1.0, "total variation weight")
+    w_pixel: float = _f(3.0, "paired: L1 to the drawing")
+    w_gradient: float = _f(3.0, "paired: L1 of image gradients to the drawing's (shapes, edges)")
+    w_ink: float = _f(3.0, "paired: strokes, dark lines (difference of Gaussians) of either side with none of the"
+                           " other's within 1 px")
     w_expression: float = _f(0.0, "expression term weight (structure error around the 5 landmarks)")
     w_superpixel: float = _f(0.0, "structure weight: L1 to the output's own superpixel mean colours (White-box)")
     w_shift: float = _f(0.0, "shift-equivariance weight: L1 between the output of the photo moved 1-3 px and the"
@@ -75,8 +85,14 @@ class TTNSettings:
     ckpt_every: int = _f(250, "write a checkpoint every N steps")
     resume: bool = _f(False, "continue from OUT/checkpoint.pt")
     init: str | None = _f(None, "start the generator from a style's head model (built-in name, style folder or"
-                                " model file) to fine-tune it; the model card records it (--resume with a"
+                                " model file: .onnx, .tflite, .pb) to fine-tune it, with no warm-up and a frozen"
+                                " copy of the start for --anchor; the model card records it (--resume with a"
                                 " checkpoint wins)")
+    anchor: str = _f("start", "what the content loss keeps when fine-tuning (--init): the start's output (its look"
+                              " on photos) or the photo (its structure: eyes, mouth, outlines)",
+                     choices=("start", "photo"))
+    patience: int = _f(0, "early stopping: stop after this many validations (every --sample-every steps) without"
+                          " a better held-out score; OUT/best.pt keeps the best (0: never stop early)")
     stop_at: str | None = _f(None, "stop (with a checkpoint) at the next HH:MM, UTC (past midnight too)")
     device: str = _f("cpu", "torch device")
 
@@ -159,7 +175,8 @@ class CCNSettings:
 
 @dataclass
 class EvalSettings:
-    style: str = _f(None, "style folder (style.json + head.onnx) to evaluate", positional=True)
+    style: str = _f(None, "style to evaluate: a name, a style folder or a model file (.onnx, .tflite, .pb)",
+                    positional=True)
     photos: str = _f(None, "photo folder: a prepared one (its split.json 'eval' list) or a plain one (the"
                             " same hash hold-out as training)", required=True)
     exemplars: str = _f(None, "style exemplar folder (for the style distance)", required=True)

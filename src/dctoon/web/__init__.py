@@ -42,7 +42,8 @@ __all__ = ["App", "Limits", "build", "serve"]
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, style: str | None = None, *, faces: bool = True,
-          min_face: int = 40, threads: int = 0, limits: Limits | None = None, block: bool = True):
+          min_face: int = 40, threads: int = 0, device: str = "cpu", limits: Limits | None = None,
+          block: bool = True):
     """Start the web app. Returns (demo, app) when ``block`` is False (the server runs in a thread)."""
     _gradio()  # fail early, with the install hint, before any model loads
     limits = limits or Limits()
@@ -52,7 +53,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860, style: str | None = None, *
         raise InputError("--max-upload-mb and --max-video-seconds must be positive")
     if limits.max_side is not None and limits.max_side < 64:
         raise InputError("--max-side must be at least 64 for the web app")
-    app = App(style, faces=faces, min_face=min_face, threads=threads, limits=limits)
+    app = App(style, faces=faces, min_face=min_face, threads=threads, device=device, limits=limits)
     atexit.register(app.cleanup)
     # Gradio's own upload/result cache goes into our folder too, so one rmtree removes everything.
     os.environ["GRADIO_TEMP_DIR"] = _USER_TEMP or str(app.workdir / "gradio")

@@ -39,12 +39,12 @@ class App:
     """The state behind the page: styles, loaded models, the work folder."""
 
     def __init__(self, style: str | None = None, *, faces: bool = True, min_face: int = 40, threads: int = 0,
-                 limits: Limits | None = None, workdir: str | os.PathLike | None = None):
+                 device: str = "cpu", limits: Limits | None = None, workdir: str | os.PathLike | None = None):
         from ..pipeline import Settings
 
         self.limits = limits or Limits()
         self.base = Settings(faces=faces, min_face=min_face)
-        self.threads = threads
+        self.threads, self.device = threads, device
         self.own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="dctoon-web-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -96,7 +96,8 @@ class App:
             if base is None:
                 from ..styles import resolve
 
-                base = Cartoonizer(resolve(self.styles[label][0]), self.base, threads=self.threads)
+                base = Cartoonizer(resolve(self.styles[label][0]), self.base, threads=self.threads,
+                                   device=self.device)
                 self._models[label] = base
             face_s, back_s = (_strength(v) for v in strengths)
             job = base.configure(faces=faces == PORTRAIT, max_side=self.max_side(max_side), part=part or "all",

@@ -1,0 +1,157 @@
+"""Fine-tuning and paired training at toy scale: --init from every model format, pairs warped alike,
+early stopping on validation pairs, the artist metrics, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs the optional extra dctoon[train] (PyTorch)")
+cv2 = pytest.importorskip("cv2")
+
+from conftest import SHARED, need  # noqa: E402
+from dctoon.importers import ImportedTTN, read_any  # noqa: E402
+from dctoon.train import evaluate, gan, losses  # noqa: E402
+from dctoon.train import model as ttn_model  # noqa: E402
+from dctoon.train.export import export  # noqa: E402
+from dctoon.train.settings import ExportSettings, TTNSettings  # noqa: E402
+
+FACES = SHARED / "data" / "face-photos"
+WHITEBOX = SHARED / "models" / "reference" / "whitebox_cartoon_gan_fp16.tflite"
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _drawn(photo: np.ndarray) -> np.ndarray:
+    """A stand-in for an artist's drawing over the photo: flat colours and dark outlines, aligned with it."""
+    flat = cv2.bilateralFilter(photo, 9, 60, 9) // 48 * 48 + 24
+    edges = cv2.Canny(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY), 60, 140)
+    flat[edges > 0] = 20
+    return flat
+
+
+def _pair_folders(tmp_path: Path, n: int = 8, size: int = 96) -> tuple[Path, Path]:
+    photos, drawings = tmp_path / "photos", tmp_path / "drawings"
+    photos.mkdir()
+    drawings.mkdir()
+    for f in sorted(need(FACES).glob("*.jpg"))[:n]:
+        img = cv2.resize(cv2.imread(str(f)), (size, size), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(photos / f"{f.stem}.png"), img)
+        cv2.imwrite(str(drawings / f"{f.stem}.png"), _drawn(img))
+    return photos, drawings
+
+
+def _settings(tmp_path: Path, pair_photos: Path, drawings: Path, **kw) -> TTNSettings:
+    base = dict(pairs=(str(pair_photos), str(drawings)), out=str(tmp_path / "run"), steps=2, batch=2, res=32,
+                sample_every=1, ckpt_every=1, holdout=0.25)
+    return TTNSettings(**(base | kw))
+
+
+def _student(seed: int = 0) -> dict[str, np.ndarray]:
+    torch.manual_seed(seed)
+    return ttn_model.Generator(16, 2).numpy_weights()
+
+
+def test_init_from_every_model_format_keeps_the_weights_and_skips_the_warm_up(tmp_path):
+    from tf_graphs import write_official_pb
+
+    photos, drawings = _pair_folders(tmp_path, n=4, size=64)
+    onnx = tmp_path / "student.onnx"
+    onnx.write_bytes(ImportedTTN(_student(1), 1, 5e-3).onnx().SerializeToString())
+    pb = write_official_pb(_student(2), tmp_path / "student.pb")
+    for i, path in enumerate([onnx, need(WHITEBOX), pb]):
+        want = read_any(path).weights
+        trainer = gan.Trainer(_settings(tmp_path, photos, drawings, init=str(path), out=str(tmp_path / f"r{i}"),
+                                        holdout=0.0, warmup=500))
+        got = trainer.G.numpy_weights()
+        assert trainer.G.channel == (32 if path == WHITEBOX else 16)  # a student keeps its width
+        assert all(np.array_equal(got[k], v) for k, v in want.items()), path.suffix
+        assert trainer.init == f"the head model of style {path.stem}"
+        logs = trainer.train_step()  # from a start there is no reconstruction warm-up
+        assert "recon" not in logs and {"pixel", "gradient", "ink", "g_s", "g_t"} <= logs.keys()
+        anchor = trainer.anchor.numpy_weights()  # the frozen start, whatever the step did
+        assert all(np.array_equal(anchor[k], v) for k, v in want.items())
+
+
+def test_a_pair_is_warped_alike_in_the_geometry_calibration():
+    rng = np.random.default_rng(0)
+    photo = torch.from_numpy(rng.integers(0, 256, (3, 3, 40, 40), dtype=np.uint8))
+    pairs = torch.cat([photo, 255 - photo], 1)  # the drawing: the photo's negative
+    x, _ = gan.geometry_batch(pairs, torch.tensor([0, 1, 2, 1]), 24, (0.5, 1.0), 20.0, torch.Generator().manual_seed(3))
+    assert not torch.allclose(x[0, :3], x[2, :3])
+    assert torch.allclose(x[:, 3:], -x[:, :3], atol=1e-5)  # the same flip, scale, rotation and shift on both
+
+
+def test_pairs_are_cut_by_the_photos_face_alignment(tmp_path):
+    photos, drawings = tmp_path / "p", tmp_path / "d"
+    photos.mkdir()
+    drawings.mkdir()
+    face = cv2.imread(str(need(SHARED / "media" / "images" / "portrait-512.jpg")))
+    cv2.imwrite(str(photos / "a.png"), face)
+    cv2.imwrite(str(drawings / "a.png"), 255 - face)
+    pair = gan.load_pairs([photos / "a.png"], photos, drawings).numpy()[0].transpose(1, 2, 0)
+    photo, drawing = pair[..., :3].astype(int), pair[..., 3:].astype(int)
+    assert np.abs(photo + drawing - 255).max() <= 1  # one transform for both (rounding aside)
+    plain = cv2.resize(face, (256, 256), interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(photo - plain).mean() > 10  # aligned by the face, not just resized
+
+
+def test_paired_run_validates_stops_early_and_exports(tmp_path):
+    photos, drawings = _pair_folders(tmp_path)
+    extra = tmp_path / "selfies"  # unpaired photos mixed in, content anchored to the start's output
+    extra.mkdir()
+    for f in sorted(FACES.glob("*.jpg"))[20:24]:
+        cv2.imwrite(str(extra / f"{f.stem}.png"), cv2.resize(cv2.imread(str(f)), (64, 64)))
+    onnx = tmp_path / "start.onnx"
+    onnx.write_bytes(ImportedTTN(_student(), 1, 5e-3).onnx().SerializeToString())
+    s = _settings(tmp_path, photos, drawings, init=str(onnx), photos=str(extra), steps=6, lr=0.0, patience=2)
+    trainer = gan.Trainer(s)
+    assert len(trainer.pairs) + len(trainer.val) == 6  # 2 of the 8 are the test hold-out: never loaded
+    assert trainer.styles.shape[1] == 3 and len(trainer.styles) == len(trainer.pairs)  # the critics see drawings
+    trainer.run()
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    scores = [r for r in log if "held_out" in r]
+    assert {"lab_l1", "ssim", "stroke_f1"} <= scores[0].keys()
+    assert [r["step"] for r in scores] == [0, 1, 2]  # lr 0: never better than the start, so 2 validations and stop
+    assert {"content", "pixel"} <= next(r for r in log if "pixel" in r).keys()
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    assert best["step"] == 0 and best["best"][1] == 0
+    style = export(ExportSettings(checkpoint=str(tmp_path / "run" / "best.pt"), out=str(tmp_path / "style"),
+                                  name="toy", license="test"))
+    card = json.loads((Path(style) / "style.json").read_text())["training"]
+    assert card["data"]["pairs"]["n_train"] == len(trainer.pairs) and card["held_out"]["step"] == 0
+    assert card["init"] == "the head model of style start"
+
+
+def test_pairs_without_drawings_fail_in_one_line(tmp_path):
+    photos, drawings = _pair_folders(tmp_path, n=4, size=64)
+    next(drawings.glob("*.png")).unlink()
+    r = subprocess.run([sys.executable, "-m", "dctoon.train", "ttn", "--pairs", str(photos), str(drawings),
+                        "--holdout", "0", "--out", str(tmp_path / "run")], capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1
+    assert "photos have no drawing of the same name" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "dctoon.train", "ttn", "--out", str(tmp_path / "run")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "--pairs PHOTOS DRAWINGS" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_artist_metrics_reward_the_drawing_and_its_lines():
+    face = cv2.resize(cv2.imread(str(need(SHARED / "media" / "images" / "portrait-512.jpg"))), (256, 256))
+    drawing = _drawn(face)
+    same = evaluate.artist_metrics([drawing], [drawing])
+    assert same == {"lab_l1": 0.0, "ssim": 1.0, "stroke_f1": 1.0}
+    shifted = evaluate.artist_metrics([np.roll(drawing, 1, axis=1)], [drawing])  # 1 px: within the tolerance
+    blurred = evaluate.artist_metrics([cv2.GaussianBlur(drawing, (0, 0), 2.5)], [drawing])
+    photo = evaluate.artist_metrics([face], [drawing])
+    assert shifted["stroke_f1"] > 0.95 and blurred["stroke_f1"] < 0.6
+    assert photo["lab_l1"] > blurred["lab_l1"] > 0 and photo["ssim"] < 1
+    # the training term sees the strokes the metric counts
+    t = torch.from_numpy(drawing).permute(2, 0, 1)[None].float() / 127.5 - 1
+    strokes = losses.dark_lines(t)[0, 0].numpy() > 1.0
+    want = evaluate.dark_strokes(drawing)
+    inner = (slice(4, -4), slice(4, -4))
+    assert (strokes[inner] == want[inner]).mean() > 0.99
