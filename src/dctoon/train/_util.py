@@ -64,11 +64,18 @@ def read_bgr(path: Path, size: int | None = None) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise OSError(f"cannot read image {path}")
-    if size is not None and img.shape[:2] != (size, size):
-        img = center_square(img)
-        interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_CUBIC
-        img = cv2.resize(img, (size, size), interpolation=interp)
-    return img
+    return img if size is None else square(img, size)
+
+
+def square(img: np.ndarray, size: int) -> np.ndarray:
+    """The centre square of an image at ``size`` x ``size`` (area-averaged down, cubic up)."""
+    import cv2
+
+    if img.shape[:2] == (size, size):
+        return img
+    img = center_square(img)
+    interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_CUBIC
+    return cv2.resize(img, (size, size), interpolation=interp)
 
 
 def center_square(img: np.ndarray) -> np.ndarray:

@@ -243,14 +243,11 @@ def artist_metrics(outputs: list[np.ndarray], drawings: list[np.ndarray]) -> dic
 
 def held_out_pairs(photos: Path, drawings: Path, holdout: float = 0.1) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The hold-out split of a pair set (photo and drawing share a file name), the names a trainer
-    with the same ``holdout`` never sees: (photos, drawings) as BGR images at ``PAIR_SIZE``."""
-    import cv2
-
+    with the same ``holdout`` never sees: (photos, drawings) as BGR centre squares at ``PAIR_SIZE``, read
+    as the trainer reads them."""
     pairs = [(p, Path(drawings) / p.relative_to(photos)) for p in dataset_files(Path(photos), "eval", holdout)]
     pairs = [(p, d) for p, d in pairs if d.is_file()]
-    size = (PAIR_SIZE, PAIR_SIZE)
-    read = lambda p: cv2.resize(read_bgr(p), size, interpolation=cv2.INTER_AREA)  # noqa: E731
-    return [read(p) for p, _ in pairs], [read(d) for _, d in pairs]
+    return [read_bgr(p, PAIR_SIZE) for p, _ in pairs], [read_bgr(d, PAIR_SIZE) for _, d in pairs]
 
 
 def stylize_pairs(cartoonizer, photos: list[np.ndarray]) -> list[np.ndarray]:

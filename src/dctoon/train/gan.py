@@ -46,8 +46,8 @@ import torch.nn.functional as F
 from dctoon.errors import InputError
 from dctoon.network import config_of
 
-from ._util import (LANDMARKS_FILE, center_square, dataset_files, holdout_split, log_step, read_bgr, relative,
-                    save_checkpoint)
+from ._util import (LANDMARKS_FILE, dataset_files, holdout_split, log_step, read_bgr, relative, save_checkpoint,
+                    square)
 from .settings import TTNSettings
 
 from .losses import (ContentLoss, PatchDiscriminator, abstraction, outline_mask, paired_losses, shift_loss,
@@ -92,8 +92,7 @@ def load_pairs(files: list[Path], photos: Path, drawings: Path, size: int = 256)
         if photo is None or drawing is None or photo.shape != drawing.shape:
             raise InputError(f"--pairs: {p.name}: unreadable, or the photo and its drawing differ in size")
         # at the size the photo is judged at (the artist metric reads 256 px pairs), then aligned from there
-        photo, drawing = (cv2.resize(center_square(im), (size, size), interpolation=cv2.INTER_AREA)
-                          for im in (photo, drawing))
+        photo, drawing = square(photo, size), square(drawing, size)
         faces = detector.detect(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB))
         if faces:
             m = alignment_matrix(faces[0].landmarks, size=size)
@@ -172,6 +171,12 @@ def stop_deadline(stop_at: str | None, now: float | None = None) -> float:
 RANDOM_INIT = "random (He/PyTorch default) + content-only warm-up"
 
 
+def warmup_steps(s: dict) -> int:
+    """Reconstruction warm-up steps a run takes: only from random weights without drawings (a start
+    or a paired target is already more than a photo copier)."""
+    return 0 if s.get("init") or s.get("pairs") else s["warmup"]
+
+
 def style_weights(name: str) -> tuple[dict[str, np.ndarray], str]:
     """A style's head-model weights, to fine-tune (run folders and their checkpoints are not kept,
     styles are), and the lineage line the model card records for them."""
@@ -236,6 +241,7 @@ class Trainer:
         self.opt_d = torch.optim.Adam(list(self.Ds.parameters()) + list(self.Dt.parameters()), s.lr,
                                       betas=(0.5, 0.99))
         self.step = 0
+        self.warmup = warmup_steps(dataclasses.asdict(s))
         self.elapsed = 0.0
         self.init = RANDOM_INIT
         self.best = (math.inf, 0)  # held-out score and its step
@@ -314,7 +320,7 @@ class Trainer:
         s = self.s
         photo, drawing, mask, target = self.inputs()
         logs: dict[str, float] = {}
-        if self.anchor is None and drawing is None and self.step < s.warmup:
+        if self.step < self.warmup:
             # from random weights: content-only warm-up, reconstruct the photo
             out = self.G(photo)
             loss = F.l1_loss(out, photo)
@@ -424,7 +430,7 @@ class Trainer:
         return path
 
     def check_held_out(self) -> bool:
-        """Score the held-out pairs, keep OUT/best.pt at the best score; False once ``patience``
+        """Score the validation pairs, keep OUT/best.pt at the best score; False once ``patience``
         validations in a row did no better."""
         scores = self.validate()
         if scores is None:
@@ -462,7 +468,7 @@ class Trainer:
                 self.save()
             if stop:
                 why = f"stop time {s.stop_at} reached" if now >= self.deadline else \
-                    f"no better held-out score in {self.waited} validations (best: step {self.best[1]})"
+                    f"no better validation score in {self.waited} validations (best: step {self.best[1]})"
                 print(f"ttn: {why} at step {self.step}", flush=True)
                 break
         self.save()
@@ -494,7 +500,7 @@ def training_card(st: dict, metrics: dict | None = None, command: str | None = N
         "trainer": "dctoon.train.gan (DCT-Net TTN recipe, PyTorch)",
         "data": {"photos": relative(s["photos"]), "styles": relative(s["styles"]), "n_photos_train": st.get("n_photos"),
                  "n_exemplars": st.get("n_styles"), "holdout": s["holdout"]},
-        "steps": st["step"], "warmup_steps": s["warmup"], "batch": s["batch"],
+        "steps": st["step"], "warmup_steps": warmup_steps(s), "batch": s["batch"],
         "resolution": f"{s['res']}px crops covering {s['crop'][0]:g}-{s['crop'][1]:g} of 256px images"
                       " (fully convolutional: runs at any size)",
         "hardware": "2-core CPU" if s["device"] == "cpu" else s["device"],
@@ -510,7 +516,7 @@ def training_card(st: dict, metrics: dict | None = None, command: str | None = N
     if s.get("pairs"):
         card["data"]["pairs"] = {"photos": relative(s["pairs"][0]), "drawings": relative(s["pairs"][1]),
                                  "n_train": st.get("n_pairs"), "holdout": s["holdout"]}
-        card["losses"] = {k: v for k, v in card["losses"].items() if k not in ("w_content",) or s.get("photos")}
+        card["losses"] = {k: v for k, v in card["losses"].items() if k != "w_content" or s.get("photos")}
     if st.get("best") and math.isfinite(st["best"][0]):
         card["held_out"] = {"score": round(st["best"][0], 5), "step": st["best"][1],
                             "what": "paired losses on the validation pairs (not the test hold-out), lower is better:"
