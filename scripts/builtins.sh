@@ -6,17 +6,21 @@
 #   scripts/builtins.sh export STYLE                      write src/dctoon/builtin/NAME from that run
 #   scripts/builtins.sh metrics                           python bench/fidelity.py, then each card gets its numbers
 #   scripts/builtins.sh avatar [STOP_AT] [DEVICE]         fine-tune the official handdrawn style on the AvatarHQ pairs
-#                                                         into runs/avatar (stops early, or at STOP_AT, HH:MM UTC)
-#   scripts/builtins.sh avatar-export                     write src/dctoon/builtin/avatar from runs/avatar/best.pt
+#                                                         twice (selfies' content weight 1 and 2, side by side, into
+#                                                         runs/avatar-c1 and -c2), then average their best steps
+#                                                         0.7/0.3 into runs/avatar/average.pt
+#   scripts/builtins.sh avatar-export                     write src/dctoon/builtin/avatar from runs/avatar/average.pt
 #                                                         with its bench/artist.py and held-out selfie numbers
 # STYLE is an official DCT-Net style: anime 3d handdrawn sketch artstyle sd-design sd-illustration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S="$(realpath ../shared)"
 PY=.venv/bin/python
-# the avatar recipe: weights chosen by short runs compared on the validation pairs (src/dctoon/train/README.md);
-# the shipped model is the best validation step (300 of 500) of exactly this run
-AVATAR_FLAGS="--res 160 --batch 4 --lr 1e-4 --w-pixel 3 --w-gradient 3 --w-ink 3 --w-content 1 --anchor photo --lowpass-weight 0.25 --steps 500 --sample-every 100 --threads 2"
+# the avatar recipe: weights chosen by short runs compared on the validation pairs and on training selfies
+# (src/dctoon/train/README.md); the shipped model averages the best validation steps (400 of 500) of two runs
+# of exactly these flags, with --w-content 1 and 2, weighted 0.7 and 0.3
+AVATAR_FLAGS="--res 160 --batch 4 --lr 1e-4 --w-pixel 3 --w-gradient 3 --w-ink 3 --paper skip --anchor photo --lowpass-weight 0.25 --steps 500 --sample-every 100 --threads 1"
+AVATAR_AVERAGE="runs/avatar-c1/best.pt runs/avatar-c2/best.pt --weights 0.7 0.3"
 name() { case "$1" in sd-design) echo design;; sd-illustration) echo illustration;; *) echo "$1";; esac; }
 describe() {
   case "$1" in
@@ -59,12 +63,17 @@ json.dump(r, open('/tmp/dctoon-metrics.json', 'w'))"
         --metrics /tmp/dctoon-metrics.json --preview /tmp/dctoon-preview.png
     done ;;
   avatar)
-    .venv/bin/dctoon train ttn --pairs "$S/data/handdrawn-portraits-photos" "$S/data/handdrawn-portraits" \
-      --photos "$S/data/face-photos" --init "$S/models/official/dctnet_handdrawn.tflite" $AVATAR_FLAGS \
-      --out runs/avatar --device "${3:-cpu}" --resume ${2:+--stop-at "$2"} ;;
+    for c in 1 2; do
+      .venv/bin/dctoon train ttn --pairs "$S/data/handdrawn-portraits-photos" "$S/data/handdrawn-portraits" \
+        --photos "$S/data/face-photos" --init "$S/models/official/dctnet_handdrawn.tflite" $AVATAR_FLAGS \
+        --w-content "$c" --out "runs/avatar-c$c" --device "${3:-cpu}" --resume ${2:+--stop-at "$2"} &
+    done
+    wait
+    mkdir -p runs/avatar
+    .venv/bin/dctoon train average $AVATAR_AVERAGE --out runs/avatar/average.pt ;;
   avatar-export)
     $PY -c "from skimage import data; import cv2; cv2.imwrite('/tmp/dctoon-preview.png', data.astronaut()[16:272, 124:380, ::-1])"
-    .venv/bin/dctoon train export runs/avatar/best.pt --out runs/avatar-style --name avatar
+    .venv/bin/dctoon train export runs/avatar/average.pt --out runs/avatar-style --name avatar
     $PY bench/artist.py --styles runs/avatar-style --json /tmp/dctoon-artist.json
     .venv/bin/dctoon train evaluate runs/avatar-style --photos "$S/data/face-photos" \
       --exemplars "$S/data/handdrawn-portraits" --out /tmp/dctoon-selfies.json
@@ -74,11 +83,11 @@ a, f = json.load(open('/tmp/dctoon-artist.json')), json.load(open('/tmp/dctoon-s
 json.dump({'against_the_artist': {'pairs': a['pairs'], 'eval': 'bench/artist.py: the 10% hash hold-out of the'
            ' AvatarHQ pairs, never trained on, compound pipeline, face ellipse of 256x256', **a['results']['runs/avatar-style']},
            'held_out_selfies': f['ours'] | {'n': f['n_eval']}}, open('/tmp/dctoon-metrics.json', 'w'))"
-    .venv/bin/dctoon train export runs/avatar/best.pt --out src/dctoon/builtin/avatar --name avatar \
-      --description "Avatar: flat, bright skin and white backgrounds, as an artist draws over a portrait. DCT-Net's official handdrawn style fine-tuned on 145 AvatarHQ photo/drawing pairs (17 more for early stopping)" \
+    .venv/bin/dctoon train export runs/avatar/average.pt --out src/dctoon/builtin/avatar --name avatar \
+      --description "Avatar: flat skin, clean features and dark strokes, as an artist draws over a portrait. DCT-Net's official handdrawn style fine-tuned on 145 AvatarHQ photo/drawing pairs (17 more for early stopping), two runs averaged" \
       --license "Weights: dctoon project, fine-tuned from DCT-Net's handdrawn style (Men et al., SIGGRAPH 2022, Alibaba DAMO Academy, Apache-2.0) on AvatarHQ drawings (CC BY-NC-SA 4.0) and selfie2anime photos (research use): non-commercial, share-alike." \
       --source "dctoon train ttn --pairs (this repository; scripts/builtins.sh avatar)" \
       --metrics /tmp/dctoon-metrics.json --preview /tmp/dctoon-preview.png \
-      --command "scripts/builtins.sh avatar: dctoon train ttn --pairs handdrawn-portraits-photos handdrawn-portraits --photos face-photos --init dctnet_handdrawn.tflite $AVATAR_FLAGS" ;;
+      --command "scripts/builtins.sh avatar: dctoon train ttn --pairs handdrawn-portraits-photos handdrawn-portraits --photos face-photos --init dctnet_handdrawn.tflite $AVATAR_FLAGS --w-content C --out runs/avatar-cC, for C in 1 2; dctoon train average $AVATAR_AVERAGE" ;;
   *) echo "usage: $0 distill STYLE [STEPS] [THREADS] [DEVICE] | export STYLE | metrics | avatar [STOP_AT] [DEVICE] | avatar-export" >&2; exit 2 ;;
 esac

@@ -28,4 +28,6 @@ def test_avatar_model_card():
     training = card["training"]
     assert training["data"]["pairs"]["n_train"] == 145 and training["init"].startswith("the head model of style")
     assert {"lab_l1", "ssim", "stroke_f1"} <= training["metrics"]["against_the_artist"].keys()
-    assert training["held_out"]["step"] > 0  # early stopping kept a trained step, not the start
+    assert training["data"]["pairs"]["paper"] == "skip"
+    runs = training["average"]  # two runs from the start, averaged
+    assert len(runs) == 2 and all(r["step"] > 0 for r in runs)  # early stopping kept trained steps, not the start

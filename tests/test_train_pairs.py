@@ -3,6 +3,7 @@ early stopping on validation pairs, the artist metrics, and one-line errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -18,8 +19,9 @@ from conftest import SHARED, need  # noqa: E402
 from dctoon.importers import ImportedTTN, read_any  # noqa: E402
 from dctoon.train import evaluate, gan, losses  # noqa: E402
 from dctoon.train import model as ttn_model  # noqa: E402
-from dctoon.train.export import export  # noqa: E402
-from dctoon.train.settings import ExportSettings, TTNSettings  # noqa: E402
+from dctoon.train.export import average, export  # noqa: E402
+from dctoon.errors import InputError  # noqa: E402
+from dctoon.train.settings import AverageSettings, ExportSettings, TTNSettings  # noqa: E402
 
 FACES = SHARED / "data" / "face-photos"
 WHITEBOX = SHARED / "models" / "reference" / "whitebox_cartoon_gan_fp16.tflite"
@@ -94,7 +96,7 @@ def test_pairs_are_cut_by_the_photos_face_alignment(tmp_path):
     cv2.imwrite(str(photos / "a.png"), face)
     cv2.imwrite(str(drawings / "a.png"), 255 - face)
     pair = gan.load_pairs([photos / "a.png"], photos, drawings).numpy()[0].transpose(1, 2, 0)
-    photo, drawing = pair[..., :3].astype(int), pair[..., 3:].astype(int)
+    photo, drawing = pair[..., :3].astype(int), pair[..., 3:6].astype(int)
     assert np.abs(photo + drawing - 255).max() <= 1  # one transform for both (rounding aside)
     plain = cv2.resize(face, (256, 256), interpolation=cv2.INTER_AREA).astype(int)
     assert np.abs(photo - plain).mean() > 10  # aligned by the face, not just resized
@@ -155,3 +157,58 @@ def test_artist_metrics_reward_the_drawing_and_its_lines():
     want = evaluate.dark_strokes(drawing)
     inner = (slice(4, -4), slice(4, -4))
     assert (strokes[inner] == want[inner]).mean() > 0.99
+
+
+def test_blank_paper_is_no_target_with_paper_skip(tmp_path):
+    drawing = np.full((64, 64, 3), 255, np.uint8)  # paper
+    cv2.circle(drawing, (32, 34), 20, (90, 120, 200), -1)  # the figure
+    cv2.circle(drawing, (32, 34), 20, (20, 20, 20), 2)  # its outline
+    cv2.circle(drawing, (28, 30), 4, (255, 255, 255), -1)  # a white highlight inside: drawn, not paper
+    region = gan.drawn_region(drawing)
+    assert region[34, 32] == 255 and region[30, 28] == 255 and region[2, 2] == 0 and region[60, 5] == 0
+    t = lambda im: torch.from_numpy(im).permute(2, 0, 1)[None].float() / 127.5 - 1  # noqa: E731
+    ours = drawing.copy()
+    ours[:8] = 40  # the output leaves the paper dark (a photo's background) and the figure as drawn
+    weight = t(region[..., None])[:, :1] / 2 + 0.5
+    skipped = losses.paired_losses(t(ours), t(drawing), weight)
+    assert all(v.item() < 1e-6 for v in skipped.values())
+    assert all(v.item() > 0 for v in losses.paired_losses(t(ours), t(drawing)).values())  # learn: the paper counts
+    photos, drawings = _pair_folders(tmp_path, n=4, size=64)
+    trainer = gan.Trainer(_settings(tmp_path, photos, drawings, holdout=0.0, warmup=0, paper="skip"))
+    assert trainer.pairs.shape[1] == 7 and trainer.styles.shape[1] == 3
+    x, _ = trainer.batch(trainer.pairs)
+    w = trainer.supervised(x)
+    assert w.shape == (2, 1, 32, 32) and 0 <= w.min() and w.max() <= 1
+    assert {"pixel", "gradient", "ink"} <= trainer.train_step().keys()
+
+
+def test_average_of_runs_from_one_start_exports_with_its_record(tmp_path):
+    start = ttn_model.Generator(16, 2)
+    runs = []
+    for i, w_content in enumerate((1.0, 2.0)):
+        g = ttn_model.Generator(16, 2)
+        g.load_state_dict(start.state_dict())
+        with torch.no_grad():
+            for p in g.parameters():
+                p.add_(0.01 * (i + 1))
+        settings = {**dataclasses.asdict(TTNSettings()), "w_content": w_content, "out": f"r{i}"}
+        st = {"G": g.state_dict(), "step": 10 * (i + 1), "elapsed": 5.0, "init": "the head model of style x",
+              "settings": settings, "best": (1.0, 3)}
+        runs.append(tmp_path / f"r{i}.pt")
+        torch.save(st, runs[-1])
+    out = average(AverageSettings(checkpoints=tuple(map(str, runs)), out=str(tmp_path / "soup.pt"),
+                                  weights=(3.0, 1.0)))
+    soup = torch.load(out, weights_only=False)
+    want = start.state_dict()["enc1.weight"] + 0.75 * 0.01 + 0.25 * 0.02
+    assert torch.allclose(soup["G"]["enc1.weight"], want, atol=1e-6)
+    assert [(r["weight"], r["w_content"]) for r in soup["average"]] == [(0.75, 1.0), (0.25, 2.0)]
+    style = export(ExportSettings(checkpoint=str(out), out=str(tmp_path / "style"), name="soup", license="test"))
+    card = json.loads((Path(style) / "style.json").read_text())["training"]
+    assert card["wall_time_s"] == 10.0 and [r["step"] for r in card["average"]] == [10, 20]
+    assert "held_out" not in card  # the first run's early-stopping score says nothing of the average
+    torch.save({**torch.load(runs[1], weights_only=False), "init": "random"}, tmp_path / "other.pt")
+    with pytest.raises(InputError, match="different weights"):
+        average(AverageSettings(checkpoints=(str(runs[0]), str(tmp_path / "other.pt")), out=str(tmp_path / "x.pt")))
+    r = subprocess.run([sys.executable, "-m", "dctoon.train", "average", str(runs[0]), "--out", str(tmp_path / "y.pt")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and "two or more" in r.stderr

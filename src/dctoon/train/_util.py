@@ -148,14 +148,16 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> argparse.Ar
         help_text = meta.get("help", "")
         if default is not None and not isinstance(default, bool):
             help_text += f" (default: {default})"
+        nargs = "+" if origin is list or args[-1:] == (Ellipsis,) else len(args)  # tuple[X, ...]: one or more
         if meta.get("positional"):
-            parser.add_argument(f.name, type=tp, help=help_text)
+            parser.add_argument(f.name, **({"type": args[0], "nargs": nargs} if origin in (tuple, list) else
+                                           {"type": tp}), help=help_text)
             continue
         flag = "--" + f.name.replace("_", "-")
         if tp is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         elif origin in (tuple, list):
-            parser.add_argument(flag, type=args[0], nargs=len(args) if origin is tuple else "+",
+            parser.add_argument(flag, type=args[0], nargs=nargs,
                                 default=default, help=help_text, required=bool(meta.get("required")),
                                 metavar=meta.get("metavar"))
         else:

@@ -15,6 +15,8 @@ COMMANDS = {
                 "distil a teacher style into a smaller, faster student TTN"),
     "export": (settings.ExportSettings, "dctoon.train.export", "export",
                "export a TTN checkpoint (or re-export a style) as a style folder"),
+    "average": (settings.AverageSettings, "dctoon.train.export", "average",
+                "average the weights of runs fine-tuned from one start (a model soup) into one checkpoint"),
     "ccn": (settings.CCNSettings, "dctoon.train.ccn", "run_ccn",
             "content calibration: few-shot StyleGAN2 fine-tuning, layer swap, samples"),
     "evaluate": (settings.EvalSettings, "dctoon.train.evaluate", "evaluate", "metrics and contact sheet of a style"),
@@ -28,7 +30,7 @@ def _load(module: str, attr: str):
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
-    """Add ``prepare``, ``ttn``, ``export``, ``ccn`` and ``evaluate`` to a sub-parser group; each sets
+    """Add the sub-commands of ``COMMANDS`` to a sub-parser group; each sets
     ``args.train_run``, a callable taking the parsed args. PyTorch is imported only when a command
     runs, so ``--help`` works without it."""
     for name, (cls, module, fn_name, help_text) in COMMANDS.items():

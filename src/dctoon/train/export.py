@@ -1,5 +1,6 @@
 """``dctoon train export``: a checkpoint of either trainer (``ttn`` or ``distill``), or an installed
-style, written as a style folder with its model card."""
+style, written as a style folder with its model card; ``dctoon train average``: runs from one start
+averaged into one checkpoint."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dctoon.errors import InputError
 from dctoon.network import DEFAULT_SHARPNESS
 
-from ._util import read_bgr
+from ._util import read_bgr, relative, save_checkpoint
 from .distill import distill_card
-from .settings import ExportSettings
 from .gan import load_generator, training_card
+from .settings import AverageSettings, ExportSettings
 
 
 def export(settings: ExportSettings) -> Path:
@@ -37,6 +39,9 @@ def export(settings: ExportSettings) -> Path:
         else:
             training = training_card(st, metrics, s.command)
             card = {"description": "", "license": "", "source": "dctoon train ttn"}
+        if st.get("average"):  # the runs it averages: steps and wall time are theirs (the time summed)
+            training.pop("held_out", None)
+            training["average"] = st["average"]
     else:  # e.g. a built-in style given tone bands: same models, same record, the new metrics
         style = resolve(s.checkpoint)
         head = read_any(style.head)
@@ -60,3 +65,34 @@ def export(settings: ExportSettings) -> Path:
                       license=pick("license"), source=pick("source"), training=training, radius=head.radius,
                       eps=head.eps, background_filter=(bg.radius, bg.eps), preview=preview, bands=bands,
                       band_sharpness=sharpness, single_file=single)
+
+
+def average(settings: AverageSettings) -> Path:
+    """A weight average of runs fine-tuned from one start (a "model soup"): each run moves the start's
+    weights a little, so their average is a network too, and usually keeps what each run learnt best
+    (e.g. the strokes of one and the faces of another). Writes a checkpoint that ``export`` takes; its
+    card lists the runs, their weights and how their settings differ."""
+    s = settings
+    paths = list(s.checkpoints)
+    weights = list(s.weights) if s.weights else [1.0] * len(paths)
+    if len(paths) < 2 or len(weights) != len(paths) or min(weights) < 0 or sum(weights) <= 0:
+        raise InputError(f"train average: give two or more checkpoints and as many weights, none negative"
+                         f" ({len(paths)} checkpoints, {len(weights)} weights)")
+    weights = [w / sum(weights) for w in weights]
+    states = [load_generator(p)[1] for p in paths]
+    if len({tuple((k, tuple(v.shape)) for k, v in st["G"].items()) for st in states}) != 1:
+        raise InputError("train average: the checkpoints are networks of different widths or depths")
+    if len({st.get("init") for st in states}) != 1:
+        raise InputError("train average: the runs started from different weights (--init); only runs from one"
+                         " start average into a working network")
+    first = states[0]
+    varying = sorted(k for k in first["settings"] if len({repr(st["settings"].get(k)) for st in states}) > 1)
+    out = dict(first, G={k: sum(w * st["G"][k].float() for w, st in zip(weights, states)) for k in first["G"]},
+               elapsed=sum(st["elapsed"] for st in states),
+               average=[{"checkpoint": relative(p), "weight": round(w, 4), "step": st["step"],
+                         **{k: st["settings"].get(k) for k in varying if k != "out"}}
+                        for p, w, st in zip(paths, weights, states)])
+    for key in ("opt_g", "opt_d", "Ds", "Dt"):  # an average is an end point, not a run to resume
+        out.pop(key, None)
+    Path(s.out).parent.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(out, Path(s.out))

@@ -73,10 +73,24 @@ def pair_split(photos: Path, holdout: float) -> tuple[list[Path], list[Path]]:
     return [photos / n for n in fit], [photos / n for n in val]
 
 
+def drawn_region(drawing: np.ndarray, blank: int = 240) -> np.ndarray:
+    """uint8 mask, 255 where the artist drew: everything but the blank paper, the near-white pixels
+    (every channel >= ``blank``) connected to the picture's border. Inside the figure a white shirt
+    or a highlight stays drawn."""
+    import cv2
+
+    paper = (drawing.min(2) >= blank).astype(np.uint8)
+    n, labels = cv2.connectedComponents(paper, connectivity=4)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    outside = np.isin(labels, edge[edge > 0])
+    return np.where(outside, 0, 255).astype(np.uint8)
+
+
 def load_pairs(files: list[Path], photos: Path, drawings: Path, size: int = 256) -> torch.Tensor:
-    """Photos and their drawings as one uint8 tensor [N, 6, size, size]: photo BGR then drawing BGR.
-    Both are cut by the alignment the photo's face gives (as the head crop at inference), so they
-    stay pixel-aligned, and ride through the geometry calibration as one image."""
+    """Photos and their drawings as one uint8 tensor [N, 7, size, size]: photo BGR, drawing BGR and
+    the drawn region (:func:`drawn_region`). All are cut by the alignment the photo's face gives (as
+    the head crop at inference), so they stay pixel-aligned, and ride through the geometry
+    calibration as one image."""
     import cv2
 
     from dctoon.face import FaceDetector, alignment_matrix
@@ -98,9 +112,9 @@ def load_pairs(files: list[Path], photos: Path, drawings: Path, size: int = 256)
             m = alignment_matrix(faces[0].landmarks, size=size)
             photo, drawing = (cv2.warpAffine(im, m, (size, size), flags=cv2.INTER_LINEAR,
                                              borderMode=cv2.BORDER_REFLECT_101) for im in (photo, drawing))
-        out.append(np.concatenate([photo, drawing], 2))  # no face found: the whole picture
+        out.append(np.dstack([photo, drawing, drawn_region(drawing)]))  # no face found: the whole picture
     if not out:
-        return torch.zeros(0, 6, size, size, dtype=torch.uint8)
+        return torch.zeros(0, 7, size, size, dtype=torch.uint8)
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -219,7 +233,7 @@ class Trainer:
             targets = torch.from_numpy(np.stack([abstraction(im) for im in hwc])).permute(0, 3, 1, 2)
             self.photos = torch.cat([self.photos, targets], 1)
         style_files = dataset_files(Path(s.styles), "train", 0.0) if s.styles else []
-        self.styles = load_folder(style_files) if style_files else (self.pairs[:, 3:] if self.pairs is not None
+        self.styles = load_folder(style_files) if style_files else (self.pairs[:, 3:6] if self.pairs is not None
                                                                     else None)
         if (self.photos is None and self.pairs is None) or self.styles is None:
             raise InputError(f"no training images: {len(photo_files)} photos, {len(style_files)} exemplars")
@@ -302,23 +316,29 @@ class Trainer:
         return tone_bands(out, self.s.bands, self.s.band_sharpness) if self.s.bands else out
 
     def inputs(self):
-        """One step's photos, the drawings of the first ``len(drawing)`` of them (paired mode), the
-        expression mask and the abstraction target (unpaired terms)."""
-        drawing = mask = target = None
+        """One step's photos; in paired mode the drawings of the first ``len(drawing)`` of them and the
+        weight of their pixels in the supervised terms; the expression mask and the abstraction target
+        (unpaired terms)."""
+        drawing = drawn = mask = target = None
         if self.pairs is not None:
             x, _ = self.batch(self.pairs)
-            photo, drawing = x[:, :3], x[:, 3:]
+            photo, drawing, drawn = x[:, :3], x[:, 3:6], self.supervised(x)
             if self.photos is not None:  # unpaired photos ride along: faces unlike the pairs' own
                 extra, _ = self.batch(self.photos[:, :3], n=max(1, self.s.batch // 2))
                 photo = torch.cat([photo, extra])
         else:
             x, mask = self.batch(self.photos, self.masks)
             photo, target = x[:, :3], x[:, 3:]  # target: the abstraction, when the term is on
-        return photo, drawing, mask, target
+        return photo, drawing, drawn, mask, target
+
+    def supervised(self, pairs: torch.Tensor) -> torch.Tensor | None:
+        """Per-pixel weight [N, 1, H, W] of the supervised terms for warped pairs: the drawn region with
+        ``--paper skip`` (blank paper is no target: a photo's background has no right answer there)."""
+        return (pairs[:, 6:7] + 1) / 2 if self.s.paper == "skip" else None
 
     def train_step(self) -> dict[str, float]:
         s = self.s
-        photo, drawing, mask, target = self.inputs()
+        photo, drawing, drawn, mask, target = self.inputs()
         logs: dict[str, float] = {}
         if self.step < self.warmup:
             # from random weights: content-only warm-up, reconstruct the photo
@@ -354,7 +374,7 @@ class Trainer:
         tv = tv_loss(out)
         loss = s.w_surface * g_s + s.w_texture * g_t + s.w_tv * tv
         if n_paired:  # the artist's drawing is the target
-            for key, term in paired_losses(out[:n_paired], drawing).items():
+            for key, term in paired_losses(out[:n_paired], drawing, drawn).items():
                 loss = loss + getattr(s, f"w_{key}") * term
                 logs[key] = term.item()
         if n_paired < len(out):
@@ -412,11 +432,11 @@ class Trainer:
         for i in range(0, len(self.val), 8):
             x = self.val[i:i + 8].float().to(self.dev) / 127.5 - 1.0
             y = self.forward_g(x[:, :3])
-            terms = paired_losses(y, x[:, 3:])
+            terms = paired_losses(y, x[:, 3:6], self.supervised(x))
             total += len(x) * sum(getattr(self.s, f"w_{k}") * t.item() for k, t in terms.items())
             outputs += list(((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
         self.G.train()
-        drawings = list(self.val[:, 3:].permute(0, 2, 3, 1).numpy())
+        drawings = list(self.val[:, 3:6].permute(0, 2, 3, 1).numpy())
         return {"held_out": total / len(self.val)} | artist_metrics(outputs, drawings)
 
     @torch.no_grad()
@@ -515,7 +535,8 @@ def training_card(st: dict, metrics: dict | None = None, command: str | None = N
     }
     if s.get("pairs"):
         card["data"]["pairs"] = {"photos": relative(s["pairs"][0]), "drawings": relative(s["pairs"][1]),
-                                 "n_train": st.get("n_pairs"), "holdout": s["holdout"]}
+                                 "n_train": st.get("n_pairs"), "holdout": s["holdout"],
+                                 "paper": s.get("paper", "learn")}
         card["losses"] = {k: v for k, v in card["losses"].items() if k != "w_content" or s.get("photos")}
     if st.get("best") and math.isfinite(st["best"][0]):
         card["held_out"] = {"score": round(st["best"][0], 5), "step": st["best"][1],

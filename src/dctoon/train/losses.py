@@ -279,18 +279,29 @@ def dark_lines(x: torch.Tensor) -> torch.Tensor:
     return F.relu(-(_gauss_blur(g, 1.0) - _gauss_blur(g, 1.6))) / 3.0
 
 
-def ink_loss(out: torch.Tensor, drawing: torch.Tensor, saturate: float = 2.0) -> torch.Tensor:
+def _mean(x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``x`` [N, C, H, W], each pixel counted by ``weight`` [N, 1, H', W'] (cut to x's size)."""
+    if weight is None:
+        return x.mean()
+    w = weight[..., : x.shape[-2], : x.shape[-1]]
+    return (x * w).sum() / (w.sum() * x.shape[1]).clamp_min(1.0)
+
+
+def ink_loss(out: torch.Tensor, drawing: torch.Tensor, saturate: float = 2.0,
+             weight: torch.Tensor | None = None) -> torch.Tensor:
     """Strokes where the drawing has them, give or take a pixel: our dark lines with none of the
     drawing's within 1 px, plus the drawing's with none of ours within 1 px. The tolerance matters: an
     artist's line is rarely on the photo's edge to the pixel, and a plain L1 is cheapest with no line."""
     ours, theirs = dark_lines(out).clamp_max(saturate), dark_lines(drawing).clamp_max(saturate)
     near = lambda x: F.max_pool2d(x, 3, 1, 1)  # noqa: E731
-    return (F.relu(ours - near(theirs)) + F.relu(theirs - near(ours))).mean()
+    return _mean(F.relu(ours - near(theirs)) + F.relu(theirs - near(ours)), weight)
 
 
-def paired_losses(out: torch.Tensor, drawing: torch.Tensor) -> dict[str, torch.Tensor]:
+def paired_losses(out: torch.Tensor, drawing: torch.Tensor,
+                  weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Supervised terms against the drawing an artist made over the same photo: pixel L1, image-gradient
-    L1 (shapes and edges) and the strokes (``ink_loss``), each in [-1, 1] units."""
-    return {"pixel": F.l1_loss(out, drawing),
-            "gradient": F.l1_loss(_gradients(out), _gradients(drawing)),
-            "ink": ink_loss(out, drawing)}
+    L1 (shapes and edges) and the strokes (``ink_loss``), each in [-1, 1] units, over the pixels as
+    ``weight`` [N, 1, H, W] counts them (None: all)."""
+    return {"pixel": _mean((out - drawing).abs(), weight),
+            "gradient": _mean((_gradients(out) - _gradients(drawing)).abs(), weight),
+            "ink": ink_loss(out, drawing, weight=weight)}

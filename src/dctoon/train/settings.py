@@ -54,6 +54,10 @@ class TTNSettings:
     w_gradient: float = _f(3.0, "paired: L1 of image gradients to the drawing's (shapes, edges)")
     w_ink: float = _f(3.0, "paired: strokes, dark lines (difference of Gaussians) of either side with none of the"
                            " other's within 1 px")
+    paper: str = _f("skip", "paired: the drawings' blank paper (near-white, joined to the border) is left out of"
+                            " the supervised terms (skip: a photo's background has no right answer there, and"
+                            " learning it whitens backgrounds and pale skin), or a target like any pixel (learn)",
+                    choices=("skip", "learn"))
     w_expression: float = _f(0.0, "expression term weight (structure error around the 5 landmarks)")
     w_superpixel: float = _f(0.0, "structure weight: L1 to the output's own superpixel mean colours (White-box)")
     w_shift: float = _f(0.0, "shift-equivariance weight: L1 between the output of the photo moved 1-3 px and the"
@@ -145,6 +149,14 @@ class ExportSettings:
     bands: int | None = _f(None, "tone bands the models end in (default: the checkpoint's --bands or the"
                                  " style's; 0: none)")
     band_sharpness: float | None = _f(None, "tone bands' sharpness (default: the checkpoint's or the style's)")
+
+
+@dataclass
+class AverageSettings:
+    checkpoints: tuple[str, ...] = _f(None, "checkpoints (.pt) of runs from the same start, e.g. each run's best.pt",
+                                      positional=True)
+    out: str = _f(None, "checkpoint to write (export it with `train export`)", required=True)
+    weights: tuple[float, ...] | None = _f(None, "one weight per checkpoint (scaled to sum to 1; default: equal)")
 
 
 @dataclass
