@@ -84,7 +84,7 @@ def litert_ms(path: Path, x: np.ndarray, repeat: int) -> float | str:
             it.resize_tensor_input(d["index"], list(x.shape[-(len(d["shape"])):]))
         it.allocate_tensors()
     except (RuntimeError, ValueError) as e:
-        return f"fails: {str(e).splitlines()[0][:60]}"
+        return f"fails: {str(e).splitlines()[0][:56].rsplit(' ', 1)[0]} ..."
     sample = x.reshape(it.get_input_details()[0]["shape"])
 
     def run():

@@ -112,3 +112,10 @@ def stop_server(proc, log) -> None:
         proc.wait()
     log.close()
 
+
+
+# the web app's Live tab: a page script that records when each new stylized frame is shown
+OBSERVE_LIVE_FRAMES = """() => { window.dctoonFrames = []; const seen = new Set();
+    new MutationObserver(() => { const img = document.querySelector('#dctoon-live-out img');
+        if (img && img.src && !seen.has(img.src)) { seen.add(img.src); window.dctoonFrames.push(performance.now()); }
+    }).observe(document.querySelector('#dctoon-live-out'), {subtree: true, childList: true, attributes: true}); }"""

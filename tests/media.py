@@ -31,3 +31,22 @@ def short_gop_clip(src: Path, dst: Path, seconds: float = 4.0, gop: int = 25) ->
         for q in vo.encode(None):
             o.mux(q)
     return dst
+
+
+def fake_camera(src: Path, dst: Path, seconds: float = 4.0, side: int = 384) -> Path:
+    """A real clip as chromium's fake camera reads it (``--use-file-for-fake-video-capture``): a Y4M
+    file, 4:2:0, 25 frames/s, the longest side ``side``."""
+    import cv2
+
+    with av.open(str(src)) as i, open(dst, "wb") as out:
+        for n, frame in enumerate(i.decode(video=0)):
+            if frame.time is not None and frame.time >= seconds:
+                break
+            bgr = frame.to_ndarray(format="bgr24")
+            h, w = bgr.shape[:2]
+            scale = side / max(h, w)
+            bgr = cv2.resize(bgr, (round(w * scale) // 2 * 2, round(h * scale) // 2 * 2), interpolation=cv2.INTER_AREA)
+            if n == 0:
+                out.write(f"YUV4MPEG2 W{bgr.shape[1]} H{bgr.shape[0]} F25:1 Ip A1:1 C420jpeg\n".encode())
+            out.write(b"FRAME\n" + cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return dst

@@ -160,3 +160,44 @@ def test_side_by_side(fast, tmp_path):
     w = plain.size[0]
     assert np.abs(fa[:, w:] - fb).mean() < 1.5  # right: the stylized frame
     assert np.abs(fa[:, :w] - fb).mean() > 5  # left: the input, not the cartoon
+
+
+def test_live_frames_are_the_video_path_with_its_state(tmp_path):
+    """The web app's live camera: each frame through the video path's FrameStylizer (tracking and
+    blending carried between frames), sized to the live side, rebuilt when the style or a strength
+    changes; a bad frame or size from the client is one line."""
+    pytest.importorskip("gradio")
+    from dctoon.errors import InputError
+    from dctoon.video.temporal import FrameStylizer
+    from dctoon.web import App
+
+    app = App(str(need(FP16)), workdir=tmp_path / "web")
+    label = next(iter(app.styles))
+    with av.open(str(need(VIDEOS / "talking-head-512-audio.mp4"))) as c:
+        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(4), c.decode(video=0))]
+    reference = FrameStylizer(app.cartoonizer(label, "portrait", None))
+    session = None
+    for i, rgb in enumerate(frames):
+        out, status, session = app.live(rgb, label, (1.0, 1.0), 256, session)
+        small = np.asarray(Image.fromarray(rgb).resize((256, 256), Image.BOX))  # 512x512 to 256: an area average
+        want = reference(np.ascontiguousarray(small[..., ::-1]), session.times[-1][0] - session.began)[..., ::-1]
+        assert out.shape == (256, 256, 3) and np.abs(out.astype(int) - want).mean() < 2.0, i
+        assert status.startswith(f"{label} · ") and status.endswith(" · 256x256")
+    kept = session
+    _, _, session = app.live(frames[0], label, (0.5, 1.0), 256, session)
+    assert session.stylizer is not kept.stylizer and session.began > kept.began  # a new strength: fresh state
+    out, _, _ = app.live(frames[0], label, (0.0, 0.0), 384, None)
+    photo = np.asarray(Image.fromarray(frames[0]).resize((384, 384), Image.BOX))
+    assert np.abs(out.astype(int) - photo).mean() < 2.0  # strength 0: the camera's own picture
+    assert app.live(None, label)[0] is None  # no frame yet: nothing to do
+    big = tmp_path / "big.png"  # a frame file is read as uploads are: the header checked first
+    Image.new("RGB", (9000, 9000)).save(big)
+    app.limits.max_megapixels = 16
+    out, _, _ = app.live(str(big), label, (1.0, 1.0), 256)
+    assert out.shape == (256, 256, 3)
+    for bad, size in ((np.zeros((8, 8, 3), np.uint8), 384), (np.zeros((64, 64), np.uint8), 384),
+                      (frames[0].astype(np.float32), 384), (frames[0], 1000), (frames[0], "x")):
+        with pytest.raises(InputError) as e:
+            app.live(bad, label, (1.0, 1.0), size)
+        assert "\n" not in str(e.value)
+    app.cleanup()

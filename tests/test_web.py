@@ -17,10 +17,13 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+import time
+
 import numpy as np
 import pytest
 
-from conftest import FP16, VIDEOS, need, start_server, stop_server
+from conftest import FP16, OBSERVE_LIVE_FRAMES, VIDEOS, need, start_server, stop_server
+from media import fake_camera
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS: Path | None = None  # where _shot writes: set by the screenshots fixture below
@@ -65,6 +68,23 @@ def browser():
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM),
                               args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def camera_browser(tmp_path_factory):
+    """Chromium with a fake camera that plays 4 s of a shared talking-head clip, looped."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    y4m = fake_camera(need(VIDEOS / "talking-head-512-audio.mp4"), tmp_path_factory.mktemp("camera") / "cam.y4m")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM),
+                              args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                                    f"--use-file-for-fake-video-capture={y4m}"])
         yield b
         b.close()
 
@@ -315,3 +335,41 @@ def test_person_and_framing_options_on_the_page(page):
     page.get_by_text("Blur / 虚化").click()
     page.get_by_text("9:16").first.click()
     _shot(page, "options.png")
+
+
+LIVE_STATUS = re.compile(r"^(\S+) · ([\d.]+) fps · (\d+) ms per frame · (\d+)x(\d+)$")
+
+
+def test_live_camera_in_browser(camera_browser, server, tmp_path):
+    """Record from the (fake) camera: stylized frames arrive, the page shows their rate, and the style
+    switches while the stream runs."""
+    pg = camera_browser.new_page(viewport={"width": 1280, "height": 1000})
+    pg.goto(server["url"])
+    pg.get_by_role("tab", name="Live / 实时").click()
+    pg.get_by_text("Click to Access Webcam").click()
+    record = pg.locator("#dctoon-camera button", has_text="Record")
+    record.wait_for(timeout=30_000)
+    pg.evaluate(OBSERVE_LIVE_FRAMES)
+    record.click()
+    deadline = time.monotonic() + 90
+    while pg.evaluate("window.dctoonFrames.length") < 8 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    arrivals = pg.evaluate("window.dctoonFrames")
+    assert len(arrivals) >= 8, f"only {len(arrivals)} stylized frames arrived in 90 s"
+    page_fps = (len(arrivals) - 1) / ((arrivals[-1] - arrivals[0]) / 1000)
+    status = pg.locator("#dctoon-live-info textarea").input_value()
+    m = LIVE_STATUS.match(status)
+    assert m and m.group(1) == STYLE and max(int(m.group(4)), int(m.group(5))) == 384, status
+    print(f"\nlive at 384 px: {page_fps:.2f} frames/s arrived at the page; the server says: {status}")
+    assert page_fps > 0.5 and float(m.group(2)) > 0.5
+    out = _fetch(pg, server, pg.locator("#dctoon-live-out img").get_attribute("src"), tmp_path / "live.jpg")
+    from PIL import Image
+
+    frame = np.asarray(Image.open(out))
+    assert max(frame.shape[:2]) == 384 and frame.std() > 10  # a picture, not a blank
+    pg.locator("#dctoon-style").get_by_text("toon", exact=True).click()  # switched while it runs
+    pg.wait_for_function("() => document.querySelector('#dctoon-live-info textarea').value.startsWith('toon ')",
+                         timeout=60_000)
+    _shot(pg, "live.png")
+    pg.locator("#dctoon-camera button", has_text="Stop").click()
+    pg.close()

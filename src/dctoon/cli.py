@@ -269,7 +269,7 @@ def cmd_serve(args) -> int:
 
     _gradio()  # without the web extra: the install hint, before anything claims to be serving
     limits = Limits(max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds,
-                    max_megapixels=args.max_megapixels,
+                    max_megapixels=args.max_megapixels, max_live_seconds=args.max_live_seconds,
                     max_side=args.max_side, concurrency=args.concurrency, queue_size=args.queue_size)
     print(f"dctoon: serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
     serve(args.host, args.port, args.style, faces=not args.no_faces, min_face=args.min_face,
@@ -381,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
                         " once from the header, or decoded reduced to the size the user picks)")
     p.add_argument("--max-video-seconds", type=float, default=60, metavar="S",
                    help="longest video span one job may stylize (default: 60)")
+    p.add_argument("--max-live-seconds", type=float, default=300, metavar="S",
+                   help="processing time one live camera stream may take before it stops (default: 300)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("train", help="train your own style (needs the train extra: PyTorch)",

@@ -1,6 +1,6 @@
-"""``dctoon serve``: a Gradio web app (and HTTP API) for photos and videos.
+"""``dctoon serve``: a Gradio web app (and HTTP API) for photos, videos and a live camera.
 
-One page, two tabs (Image / Video), a style picker with previews, one button. Built to be left
+One page, three tabs (Image / Video / Live), a style picker with previews, one button. Built to be left
 running as a service, not only as a demo:
 
 * binds 127.0.0.1 unless told otherwise; no share link, analytics off, system fonts (no CDN), so
@@ -49,8 +49,8 @@ def serve(host: str = "127.0.0.1", port: int = 7860, style: str | None = None, *
     limits = limits or Limits()
     if limits.concurrency < 1 or limits.queue_size < 1:
         raise InputError("--concurrency and --queue-size must be at least 1")
-    if limits.max_upload_mb < 1 or limits.max_video_seconds <= 0:
-        raise InputError("--max-upload-mb and --max-video-seconds must be positive")
+    if limits.max_upload_mb < 1 or limits.max_video_seconds <= 0 or limits.max_live_seconds <= 0:
+        raise InputError("--max-upload-mb, --max-video-seconds and --max-live-seconds must be positive")
     if limits.max_side is not None and limits.max_side < 64:
         raise InputError("--max-side must be at least 64 for the web app")
     app = App(style, faces=faces, min_face=min_face, threads=threads, device=device, limits=limits)

@@ -3,6 +3,7 @@ folder, the limits, and every job; plus the checks on what a client sends (untru
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import os
@@ -33,6 +34,30 @@ class Limits:
     concurrency: int = 1            # jobs running at once
     queue_size: int = 16            # jobs waiting at most
     keep_minutes: float = 60.0      # results are kept this long for download
+    max_live_seconds: float = 300.0  # processing time one camera stream may take, then it stops
+
+
+LIVE_SIDES = (256, 384, 512)  # the live camera's frame sizes (longest side)
+
+
+@dataclasses.dataclass
+class LiveSession:
+    """What one browser's camera stream keeps between frames: the stylizer with its face tracks and
+    temporal blending (rebuilt when the style, a strength or the size changes) and recent timings."""
+
+    key: tuple
+    stylizer: object
+    began: float
+    times: collections.deque = dataclasses.field(default_factory=lambda: collections.deque(maxlen=30))
+
+    def rate(self) -> tuple[float, float]:
+        """(frames per second over the recent frames, median stylization ms)."""
+        import numpy as np
+
+        arrivals = [a for a, _ in self.times]
+        fps = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 and arrivals[-1] > arrivals[0] \
+            else 0.0
+        return fps, 1000 * float(np.median([d for _, d in self.times]))
 
 
 class App:
@@ -218,6 +243,48 @@ class App:
         dst = self.job_dir() / f"{Path(path).stem[:60] or 'image'}_all.png"
         write_image(dst, grid)
         return str(dst)
+
+    def live(self, frame, label, strengths=(1.0, 1.0), side=384, session: LiveSession | None = None):
+        """One camera frame stylized at ``side`` px, with the face tracking and temporal blending of a
+        video: returns (result, status line, session). ``frame`` is an RGB array, or the file of an
+        uploaded frame (the page's; its header is checked before it is decoded: untrusted)."""
+        import cv2
+        import numpy as np
+
+        from ..images import pixel_budget, read_image
+        from ..video.temporal import FrameStylizer
+
+        if frame is None:
+            return None, "waiting for the camera / 等待摄像头", session
+        try:
+            side = int(side)
+        except (TypeError, ValueError):
+            side = 0
+        if side not in LIVE_SIDES:
+            raise InputError(f"live: size must be one of {', '.join(map(str, LIVE_SIDES))}")
+        if not isinstance(frame, np.ndarray):
+            budget = int(min(self.limits.max_megapixels * 1e6, pixel_budget()))
+            frame = read_image(Path(frame), max_side=side, max_pixels=budget)[..., :3]
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] not in (3, 4) or min(frame.shape[:2]) < 16:
+            raise InputError("live: a camera frame must be an RGB picture of at least 16x16 pixels")
+        h, w = frame.shape[:2]
+        if max(h, w) > side:
+            scale = side / max(h, w)
+            frame = cv2.resize(frame[..., :3], (max(1, round(w * scale)), max(1, round(h * scale))),
+                               interpolation=cv2.INTER_AREA)
+        bgr = np.ascontiguousarray(frame[..., 2::-1])
+        strengths = tuple(_strength(v) for v in strengths)
+        key = (label, strengths, side)
+        if session is None or session.key != key:
+            job = self.cartoonizer(label, PORTRAIT if self.base.faces else FRAME, None, strengths=strengths)
+            session = LiveSession(key, FrameStylizer(job), time.monotonic(),
+                                  **({"times": session.times} if session else {}))  # the rate carries on
+        began = time.monotonic()
+        out = session.stylizer(bgr, began - session.began)[..., ::-1]
+        session.times.append((began, time.monotonic() - began))
+        fps, ms = session.rate()
+        status = f"{label} · {fps:.1f} fps · {ms:.0f} ms per frame · {out.shape[1]}x{out.shape[0]}"
+        return np.ascontiguousarray(out), status, session
 
     def stylize_video(self, path, label, faces, max_side, start, end, progress=None, part="all", background=None,
                       crop=None, strengths=(1.0, 1.0)):

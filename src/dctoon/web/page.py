@@ -9,11 +9,12 @@ import types
 from pathlib import Path
 
 from ..errors import DctoonError
-from .app import BACKDROPS, FRAME, PORTRAIT, App, backdrop_value, log, uploaded
+from .app import BACKDROPS, FRAME, LIVE_SIDES, PORTRAIT, App, backdrop_value, log, uploaded
 
 IMAGE_API = "stylize_image"
 VIDEO_API = "stylize_video"
 ALL_API = "all_styles"
+LIVE_API = "live"
 ORIGINAL = "original"
 PARTS = [("Everything / 全部", "all"), ("Person only / 仅人物", "person"), ("Background only / 仅背景", "background")]
 CROPS = [("Original / 原始", ORIGINAL), ("9:16", "9:16"), ("1:1", "1:1"), ("4:5", "4:5"), ("16:9", "16:9")]
@@ -218,6 +219,22 @@ def build(app: App, url: str = "http://127.0.0.1:7860/"):
                 if app.examples["video"]:
                     gr.Examples([[str(p)] for p in app.examples["video"]], [video_in], label="Example / 示例")
 
+            with gr.Tab("Live / 实时", id="live"):
+                with gr.Row(equal_height=True):
+                    camera = gr.Image(sources=["webcam"], streaming=True, type="filepath", label="Camera / 摄像头",
+                                      height=420, elem_id="dctoon-camera")
+                    live_out = gr.Image(label="Live / 实时", type="numpy", format="jpeg", interactive=False,
+                                        height=420, elem_id="dctoon-live-out")
+                with gr.Row():
+                    live_side = gr.Radio(list(LIVE_SIDES), value=384, label="Size, longest side / 尺寸（长边像素）",
+                                         elem_id="dctoon-live-size")
+                    live_info = gr.Textbox(label="Speed / 速度", interactive=False, elem_id="dctoon-live-info")
+                gr.Markdown(f"Press Record: each camera frame is stylized with face tracking and temporal "
+                            f"smoothing, as in a video; style and strengths can change while it runs. At most "
+                            f"{lim.max_live_seconds:g} s of processing per stream. "
+                            "点击录制开始；风格与强度可随时切换。")
+                live_state = gr.State(None)
+
         with gr.Accordion("API · 接口 (gradio_client)", open=False):
             gr.Markdown(api_help(url, app.default))
 
@@ -241,6 +258,10 @@ def build(app: App, url: str = "http://127.0.0.1:7860/"):
             """The photo in every style of the page, named, in one grid (PNG)."""
             return app.all_styles(image and uploaded(image, "image"), max_side)
 
+        def live(frame, style_name, face_s, back_s, side, session):
+            """One camera frame stylized (face tracks and blending kept in the session state)."""
+            return app.live(frame and uploaded(frame, "camera frame"), style_name, (face_s, back_s), side, session)
+
         look = [part, backdrop, color, bg_image, crop, face_strength, back_strength]
         image_go.click(_guard(stylize_image, 0), [image_in, style, faces, size, *look], [image_out, image_file],
                        api_name=IMAGE_API, concurrency_id="dctoon", concurrency_limit=lim.concurrency)
@@ -253,6 +274,10 @@ def build(app: App, url: str = "http://127.0.0.1:7860/"):
                        [video_out, video_info],
                        api_name=VIDEO_API, concurrency_id="dctoon", concurrency_limit=lim.concurrency,
                        show_progress="full")
+        camera.stream(_guard(live), [camera, style, face_strength, back_strength, live_side, live_state],
+                      [live_out, live_info, live_state], stream_every=0.05, time_limit=lim.max_live_seconds,
+                      api_name=LIVE_API, concurrency_id="dctoon-live", concurrency_limit=lim.concurrency,
+                      show_progress="hidden")
     demo.queue(max_size=lim.queue_size, default_concurrency_limit=lim.concurrency)
     return demo
 
