@@ -59,34 +59,36 @@ def server(tmp_path_factory):
     assert not list(tmp.glob("dctoon-web-*")), "temporary files left behind"
 
 
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
 @pytest.fixture(scope="module")
-def browser():
+def playwright():
+    """One Playwright per module: its sync API runs one instance per thread."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM),
-                              args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield b
-        b.close()
+        yield p
 
 
 @pytest.fixture(scope="module")
-def camera_browser(tmp_path_factory):
+def browser(playwright):
+    b = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def camera_browser(playwright, tmp_path_factory):
     """Chromium with a fake camera that plays 4 s of a shared talking-head clip, looped."""
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
     y4m = fake_camera(need(VIDEOS / "talking-head-512-audio.mp4"), tmp_path_factory.mktemp("camera") / "cam.y4m")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM),
-                              args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                                    f"--use-file-for-fake-video-capture={y4m}"])
-        yield b
-        b.close()
+    b = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
+        *CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={y4m}"])
+    yield b
+    b.close()
 
 
 @pytest.fixture
