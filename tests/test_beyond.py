@@ -178,26 +178,30 @@ def test_live_frames_are_the_video_path_with_its_state(tmp_path):
     reference = FrameStylizer(app.cartoonizer(label, "portrait", None))
     session = None
     for i, rgb in enumerate(frames):
-        out, status, session = app.live(rgb, label, (1.0, 1.0), 256, session)
+        out, status, session = app.live(rgb, label, "portrait", (1.0, 1.0), 256, session)
         small = np.asarray(Image.fromarray(rgb).resize((256, 256), Image.BOX))  # 512x512 to 256: an area average
         want = reference(np.ascontiguousarray(small[..., ::-1]), session.times[-1][0] - session.began)[..., ::-1]
         assert out.shape == (256, 256, 3) and np.abs(out.astype(int) - want).mean() < 2.0, i
         assert status.startswith(f"{label} · ") and status.endswith(" · 256x256")
     kept = session
-    _, _, session = app.live(frames[0], label, (0.5, 1.0), 256, session)
+    _, _, session = app.live(frames[0], label, "portrait", (0.5, 1.0), 256, session)
     assert session.stylizer is not kept.stylizer and session.began > kept.began  # a new strength: fresh state
-    out, _, _ = app.live(frames[0], label, (0.0, 0.0), 384, None)
+    out, _, _ = app.live(frames[0], label, "portrait", (0.0, 0.0), 384, None)
     photo = np.asarray(Image.fromarray(frames[0]).resize((384, 384), Image.BOX))
     assert np.abs(out.astype(int) - photo).mean() < 2.0  # strength 0: the camera's own picture
+    _, _, whole = app.live(frames[0], label, "frame", (1.0, 1.0), 256, session)
+    assert whole.stylizer.tracker is None  # whole frame: one pass, no head model, no face tracks
     assert app.live(None, label)[0] is None  # no frame yet: nothing to do
     big = tmp_path / "big.png"  # a frame file is read as uploads are: the header checked first
     Image.new("RGB", (9000, 9000)).save(big)
     app.limits.max_megapixels = 16
-    out, _, _ = app.live(str(big), label, (1.0, 1.0), 256)
+    out, _, _ = app.live(str(big), label, "portrait", (1.0, 1.0), 256)
     assert out.shape == (256, 256, 3)
     for bad, size in ((np.zeros((8, 8, 3), np.uint8), 384), (np.zeros((64, 64), np.uint8), 384),
                       (frames[0].astype(np.float32), 384), (frames[0], 1000), (frames[0], "x")):
         with pytest.raises(InputError) as e:
-            app.live(bad, label, (1.0, 1.0), size)
+            app.live(bad, label, "portrait", (1.0, 1.0), size)
         assert "\n" not in str(e.value)
+    with pytest.raises(InputError, match="faces must be"):
+        app.live(frames[0], label, "everything", (1.0, 1.0), 256)
     app.cleanup()

@@ -244,9 +244,10 @@ class App:
         write_image(dst, grid)
         return str(dst)
 
-    def live(self, frame, label, strengths=(1.0, 1.0), side=384, session: LiveSession | None = None):
+    def live(self, frame, label, faces=PORTRAIT, strengths=(1.0, 1.0), side=384, session: LiveSession | None = None):
         """One camera frame stylized at ``side`` px, with the face tracking and temporal blending of a
-        video: returns (result, status line, session). ``frame`` is an RGB array, or the file of an
+        video (``faces`` as for photos: the head model on tracked faces, or the whole frame in one pass):
+        returns (result, status line, session). ``frame`` is an RGB array, or the file of an
         uploaded frame (the page's; its header is checked before it is decoded: untrusted)."""
         import cv2
         import numpy as np
@@ -274,9 +275,9 @@ class App:
                                interpolation=cv2.INTER_AREA)
         bgr = np.ascontiguousarray(frame[..., 2::-1])
         strengths = tuple(_strength(v) for v in strengths)
-        key = (label, strengths, side)
+        key = (label, faces, strengths, side)
         if session is None or session.key != key:
-            job = self.cartoonizer(label, PORTRAIT if self.base.faces else FRAME, None, strengths=strengths)
+            job = self.cartoonizer(label, faces, None, strengths=strengths)
             session = LiveSession(key, FrameStylizer(job), time.monotonic(),
                                   **({"times": session.times} if session else {}))  # the rate carries on
         began = time.monotonic()

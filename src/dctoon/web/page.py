@@ -230,7 +230,8 @@ def build(app: App, url: str = "http://127.0.0.1:7860/"):
                                          elem_id="dctoon-live-size")
                     live_info = gr.Textbox(label="Speed / 速度", interactive=False, elem_id="dctoon-live-info")
                 gr.Markdown(f"Press Record: each camera frame is stylized with face tracking and temporal "
-                            f"smoothing, as in a video; style and strengths can change while it runs. At most "
+                            f"smoothing, as in a video; style, faces and strengths can change while it runs "
+                            f"(*Whole frame only* is the faster). At most "
                             f"{lim.max_live_seconds:g} s of processing per stream. "
                             "点击录制开始；风格与强度可随时切换。")
                 live_state = gr.State(None)
@@ -258,9 +259,10 @@ def build(app: App, url: str = "http://127.0.0.1:7860/"):
             """The photo in every style of the page, named, in one grid (PNG)."""
             return app.all_styles(image and uploaded(image, "image"), max_side)
 
-        def live(frame, style_name, face_s, back_s, side, session):
+        def live(frame, style_name, faces_name, face_s, back_s, side, session):
             """One camera frame stylized (face tracks and blending kept in the session state)."""
-            return app.live(frame and uploaded(frame, "camera frame"), style_name, (face_s, back_s), side, session)
+            return app.live(frame and uploaded(frame, "camera frame"), style_name, faces_name, (face_s, back_s), side,
+                            session)
 
         look = [part, backdrop, color, bg_image, crop, face_strength, back_strength]
         image_go.click(_guard(stylize_image, 0), [image_in, style, faces, size, *look], [image_out, image_file],
@@ -274,7 +276,7 @@ def build(app: App, url: str = "http://127.0.0.1:7860/"):
                        [video_out, video_info],
                        api_name=VIDEO_API, concurrency_id="dctoon", concurrency_limit=lim.concurrency,
                        show_progress="full")
-        camera.stream(_guard(live), [camera, style, face_strength, back_strength, live_side, live_state],
+        camera.stream(_guard(live), [camera, style, faces, face_strength, back_strength, live_side, live_state],
                       [live_out, live_info, live_state], stream_every=0.05, time_limit=lim.max_live_seconds,
                       api_name=LIVE_API, concurrency_id="dctoon-live", concurrency_limit=lim.concurrency,
                       show_progress="hidden")
