@@ -84,7 +84,8 @@ def main() -> None:
                 b.close()
         finally:
             stop_server(proc, log)
-    print(f"style {args.style}, faces {'whole frame' if args.frame else 'portrait'}, server threads {args.threads or 'all'}, {os.cpu_count()} cores, "
+    faces = "whole frame" if args.frame else "portrait"
+    print(f"style {args.style}, faces {faces}, server threads {args.threads or 'all'}, {os.cpu_count()} cores, "
           f"{platform.processor() or platform.machine()}, "
           f"{args.seconds:g} s per size, camera 640 px ({Path(args.clip).name})\n")
     print("| size (longest side) | frames/s at the page | server ms per frame | latency (ms, upper bound) |")
