@@ -2,13 +2,14 @@
 
     python bench/runtimes.py [--style ../shared/models/official/dctnet_anime.tflite] [--repeat 5]
 
-Rows, all fp32 on every core, the same weights:
+Rows, fp32 unless said, on every core, the same weights:
 - TensorFlow: the official frozen-graph layout in a TF1 session (``bench/reference.py``'s graphs);
 - LiteRT with XNNPACK: the ``.tflite`` file itself (fixed at 288x288: larger sizes are tried and
   reported when the delegate refuses them);
 - ONNX Runtime as dctoon runs it (``dctoon.runtime.session``), then one knob changed at a time:
   the memory arena off, graph optimisation at "extended" (no NCHWc layout transform), worker
-  spinning off, and IO binding (input and output buffers bound once, reused every run).
+  spinning off, and IO binding (input and output buffers bound once, reused every run);
+- OpenVINO on the CPU, fp32 and bf16 (what ``--device openvino`` runs where the CPU has bf16).
 
 Each cell is the best of ``--repeat`` runs after one warm-up, on a random 0-255 image. The table
 goes to bench/RESULTS.md by hand, with the machine and its load.
@@ -74,6 +75,19 @@ def ort_runs(onnx: bytes, x: np.ndarray, repeat: int) -> dict[str, float]:
     return rows
 
 
+def openvino_runs(onnx: bytes, x: np.ndarray, repeat: int) -> dict[str, float]:
+    """OpenVINO on the CPU in fp32 and in bf16 (``--device openvino`` takes bf16 where the CPU has it)."""
+    import openvino as ov
+
+    core = ov.Core()
+    rows = {}
+    for precision in ("f32", "bf16"):
+        config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        request = core.compile_model(core.read_model(onnx), "CPU", config).create_infer_request()
+        rows[f"OpenVINO {precision}"] = best_ms(lambda r=request: r.infer({0: x}), repeat)
+    return rows
+
+
 def litert_ms(path: Path, x: np.ndarray, repeat: int) -> float | str:
     from ai_edge_litert.interpreter import Interpreter
 
@@ -112,7 +126,7 @@ def main() -> None:
         table.setdefault("TensorFlow (the official way)", {})[col] = best_ms(
             lambda x=x: graphs.run("model_bg", x[0]), args.repeat)
         table.setdefault("LiteRT XNNPACK (the .tflite)", {})[col] = litert_ms(path, x, args.repeat)
-        for label, ms in ort_runs(onnx, x, args.repeat).items():
+        for label, ms in (ort_runs(onnx, x, args.repeat) | openvino_runs(onnx, x, args.repeat)).items():
             table.setdefault(label, {})[col] = ms
     cols = [f"{w}x{h}" for h, w in SIZES]
     print(f"{path.name}, fp32, {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "

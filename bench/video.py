@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, help="only the first N seconds of each video (default: all)")
     ap.add_argument("--against", choices=["reference", "seed"], default="reference")
     ap.add_argument("--rounds", type=int, default=2, help="baseline/ours pairs per video, interleaved")
-    ap.add_argument("--device", default="cpu", help="where ours runs its style models: cpu, cuda, tensorrt, auto")
+    ap.add_argument("--device", default="cpu", help="where ours runs its style models: cpu, openvino, cuda, tensorrt, auto")
     ap.add_argument("--worker", choices=["seed", "reference", "ours"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:

@@ -3,16 +3,20 @@ provider lists, and the real CPU-only onnxruntime of this machine (no GPU is eve
 
 from __future__ import annotations
 
+import importlib.util
+
+import numpy as np
 import pytest
 
-from conftest import IMAGES, need, one_line_error, run
+from conftest import IMAGES, OFFICIAL, VIDEOS, need, one_line_error, run
 from dctoon import load
 from dctoon.batch import _gpu_share
 from dctoon.errors import InputError
-from dctoon.runtime import providers
+from dctoon.runtime import providers, uses_openvino
 
 CPU = ["CPUExecutionProvider"]
 GPU = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+OPENVINO = ["OpenVINO CPU (bf16)"] if "avx512_bf16" in open("/proc/cpuinfo").read() else ["OpenVINO CPU (f32)"]
 
 
 def names(chosen) -> list[str]:
@@ -31,7 +35,8 @@ def test_provider_choice(tmp_path, monkeypatch):
         providers("cuda", CPU)
     with pytest.raises(InputError, match="no TensorRT provider"):
         providers("tensorrt", ["CUDAExecutionProvider", *CPU])
-    with pytest.raises(InputError, match="--device must be one of auto, cpu, cuda, tensorrt"):
+    assert providers("openvino", GPU) == CPU  # OpenVINO runs the style models; the helpers stay on the CPU
+    with pytest.raises(InputError, match="--device must be one of auto, cpu, openvino, cuda, tensorrt"):
         providers("gpu", GPU)
 
 
@@ -40,8 +45,8 @@ def test_this_machines_onnxruntime(tmp_path, capsys):
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this machine has a CUDA provider: the CPU-only answers do not apply")
-    c = load("anime", device="auto")  # auto on a CPU-only onnxruntime: the CPU, and it runs
-    assert c.head.session.get_providers() == CPU
+    c = load("anime", device="auto")  # auto on a CPU-only onnxruntime: OpenVINO when installed, else the CPU
+    assert c.head.session.get_providers() == (OPENVINO if importlib.util.find_spec("openvino") else CPU)
     with pytest.raises(InputError, match="no CUDA provider"):
         load("anime", device="cuda")
     with pytest.raises(TypeError, match="only be set when loading"):
@@ -60,3 +65,36 @@ def test_batch_shares_the_gpus_among_workers():
     assert _gpu_share(1, 4, "auto") == _gpu_share(1, 4, "cuda") == 0.25
     with pytest.raises(InputError, match="--device tensorrt: the Ray cluster has no GPU"):
         _gpu_share(0, 2, "tensorrt")
+
+
+def test_openvino_stays_within_the_guard_of_onnxruntime_fp32():
+    """--device openvino (bf16 where the CPU has it) against onnxruntime fp32, the official network
+    through the whole pipeline: at least 35 dB PSNR on every shared image and on frames of a video;
+    the face detector stays in onnxruntime."""
+    pytest.importorskip("openvino")
+    import av
+
+    import dctoon
+
+    style = str(need(OFFICIAL / "dctnet_anime.tflite"))
+    fp32, ov = load(style, device="cpu"), load(style, device="openvino")
+    assert ov.head.session.get_providers() == OPENVINO and ov.background.session.get_providers() == OPENVINO
+    assert ov.detector._pnet.get_providers() == CPU
+    pictures = [dctoon.read_image(p, max_side=384)[..., :3] for p in sorted(need(IMAGES).glob("*.jpg"))]
+    with av.open(str(need(VIDEOS / "upper-body-720p-audio.mp4"))) as c:
+        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(30), c.decode(video=0))]
+    pictures += [f[::2, ::2] for f in frames[::15]]
+    for rgb in pictures:
+        d = fp32.stylize(rgb).astype(np.float64) - ov.stylize(rgb)
+        psnr = 10 * np.log10(255 ** 2 / max((d ** 2).mean(), 1e-12))
+        assert psnr >= 35, (rgb.shape, psnr)
+
+
+def test_openvino_missing_is_one_line(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if not installed
+    with pytest.raises(InputError, match=r"--device openvino: OpenVINO is not installed: pip install"):
+        uses_openvino("openvino", CPU)
+    assert not uses_openvino("auto", CPU) and not uses_openvino("cpu", CPU)
+    assert not uses_openvino("auto", GPU)  # a GPU first

@@ -36,8 +36,10 @@ def _add_device_option(p: argparse.ArgumentParser) -> None:
     from .runtime import DEVICES
 
     p.add_argument("--device", choices=DEVICES, default="cpu",
-                   help="where the style models run: cpu (default), cuda (an NVIDIA GPU: pip install "
-                        "'dctoon[gpu]'), tensorrt (fp16 engines, built once per size) or auto (cuda when present)")
+                   help="where the style models run: cpu (default: onnxruntime, fp32), openvino (the CPU through "
+                        "OpenVINO, bf16 where the CPU has it: pip install 'dctoon[openvino]'), cuda (an NVIDIA GPU: "
+                        "pip install 'dctoon[gpu]'), tensorrt (fp16 engines, built once per size) or auto (cuda "
+                        "when present, else openvino when installed, else cpu)")
 
 
 def _add_strength_options(p: argparse.ArgumentParser) -> None:
