@@ -62,6 +62,7 @@ def test_this_machines_onnxruntime(tmp_path, capsys):
 
 def test_batch_shares_the_gpus_among_workers():
     assert _gpu_share(0, 4, "cpu") == _gpu_share(2, 4, "cpu") == _gpu_share(0, 4, "auto") == 0
+    assert _gpu_share(0, 4, "openvino") == _gpu_share(2, 4, "openvino") == 0  # a CPU runtime
     assert _gpu_share(1, 4, "auto") == _gpu_share(1, 4, "cuda") == 0.25
     with pytest.raises(InputError, match="--device tensorrt: the Ray cluster has no GPU"):
         _gpu_share(0, 2, "tensorrt")

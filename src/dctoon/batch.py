@@ -225,7 +225,7 @@ class ImageWorker:
 def _gpu_share(cluster_gpus: float, workers: int, device: str) -> float:
     """Each worker's share of the cluster's GPUs (Ray's ``num_gpus``): none on the CPU, and a
     one-line error when a GPU is asked for and the cluster has none."""
-    if device == "cpu" or (device == "auto" and not cluster_gpus):
+    if device in ("cpu", "openvino") or (device == "auto" and not cluster_gpus):
         return 0.0
     if not cluster_gpus:
         raise InputError(f"--device {device}: the Ray cluster has no GPU")
