@@ -31,6 +31,7 @@ from .errors import DctoonError, InputError
 from .images import IMAGE_SUFFIXES, atomic_write, expand_inputs
 from .outputs import image_name, unused, video_name
 from .pipeline import Settings
+from .runtime import CPU_DEVICES
 from .video.reader import VIDEO_SUFFIXES
 from .video.writer import remove_stale_partials
 
@@ -225,7 +226,7 @@ class ImageWorker:
 def _gpu_share(cluster_gpus: float, workers: int, device: str) -> float:
     """Each worker's share of the cluster's GPUs (Ray's ``num_gpus``): none on the CPU, and a
     one-line error when a GPU is asked for and the cluster has none."""
-    if device in ("cpu", "openvino") or (device == "auto" and not cluster_gpus):
+    if device in CPU_DEVICES or (device == "auto" and not cluster_gpus):
         return 0.0
     if not cluster_gpus:
         raise InputError(f"--device {device}: the Ray cluster has no GPU")

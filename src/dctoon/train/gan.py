@@ -80,7 +80,7 @@ def drawn_region(drawing: np.ndarray, blank: int = 240) -> np.ndarray:
     import cv2
 
     paper = (drawing.min(2) >= blank).astype(np.uint8)
-    n, labels = cv2.connectedComponents(paper, connectivity=4)
+    _, labels = cv2.connectedComponents(paper, connectivity=4)
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     outside = np.isin(labels, edge[edge > 0])
     return np.where(outside, 0, 255).astype(np.uint8)

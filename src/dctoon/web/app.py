@@ -43,7 +43,8 @@ LIVE_SIDES = (256, 384, 512)  # the live camera's frame sizes (longest side)
 @dataclasses.dataclass
 class LiveSession:
     """What one browser's camera stream keeps between frames: the stylizer with its face tracks and
-    temporal blending (rebuilt when the style, a strength or the size changes) and recent timings."""
+    temporal blending (rebuilt when the style, the faces choice, a strength or the size changes) and
+    recent timings."""
 
     key: tuple
     stylizer: object
@@ -146,6 +147,12 @@ class App:
             return cap
         return requested or None
 
+    def pixel_budget(self) -> int:
+        """Pixels one picture may be stylized at: this server's --max-megapixels, within the machine's budget."""
+        from ..images import pixel_budget
+
+        return int(min(self.limits.max_megapixels * 1e6, pixel_budget()))
+
     # ---------------------------------------------------------------- files
     def job_dir(self) -> Path:
         """A fresh folder for one job's results; prunes the ones older than keep_minutes."""
@@ -217,14 +224,13 @@ class App:
     # ---------------------------------------------------------------- jobs
     def stylize_image(self, path, label, faces, max_side, part="all", background=None, crop=None,
                       strengths=(1.0, 1.0)):
-        from ..images import pixel_budget, read_image, write_image
+        from ..images import read_image, write_image
 
         if not path:
             raise InputError("no image: upload a photo first / 请先上传照片")
         size = self.max_side(max_side)
         c = self.cartoonizer(label, faces, size, part, background, crop, strengths)
-        budget = int(min(self.limits.max_megapixels * 1e6, pixel_budget()))
-        image, result = c.before_after(read_image(Path(path), max_side=size, max_pixels=budget))
+        image, result = c.before_after(read_image(Path(path), max_side=size, max_pixels=self.pixel_budget()))
         stem = Path(path).stem[:60] or "image"
         dst = self.job_dir() / f"{stem}_{label}.png"
         write_image(dst, result)
@@ -232,14 +238,13 @@ class App:
 
     def all_styles(self, path, max_side):
         from ..gallery import all_styles
-        from ..images import pixel_budget, read_image, write_image
+        from ..images import read_image, write_image
 
         if not path:
             raise InputError("no image: upload a photo first / 请先上传照片")
         size = self.max_side(max_side)
-        budget = int(min(self.limits.max_megapixels * 1e6, pixel_budget()))
         jobs = {label: self.cartoonizer(label, PORTRAIT if self.base.faces else FRAME, None) for label in self.styles}
-        grid = all_styles(read_image(Path(path), max_side=size, max_pixels=budget), jobs)
+        grid = all_styles(read_image(Path(path), max_side=size, max_pixels=self.pixel_budget()), jobs)
         dst = self.job_dir() / f"{Path(path).stem[:60] or 'image'}_all.png"
         write_image(dst, grid)
         return str(dst)
@@ -252,7 +257,7 @@ class App:
         import cv2
         import numpy as np
 
-        from ..images import pixel_budget, read_image
+        from ..images import read_image
         from ..video.temporal import FrameStylizer
 
         if frame is None:
@@ -264,8 +269,7 @@ class App:
         if side not in LIVE_SIDES:
             raise InputError(f"live: size must be one of {', '.join(map(str, LIVE_SIDES))}")
         if not isinstance(frame, np.ndarray):
-            budget = int(min(self.limits.max_megapixels * 1e6, pixel_budget()))
-            frame = read_image(Path(frame), max_side=side, max_pixels=budget)[..., :3]
+            frame = read_image(Path(frame), max_side=side, max_pixels=self.pixel_budget())[..., :3]
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] not in (3, 4) or min(frame.shape[:2]) < 16:
             raise InputError("live: a camera frame must be an RGB picture of at least 16x16 pixels")
         h, w = frame.shape[:2]
