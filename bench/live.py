@@ -1,7 +1,7 @@
 """The web app's live camera, end to end: `dctoon serve`, Debian's chromium with a fake camera
 playing a shared clip, the Live tab recording for a while at each size.
 
-    python bench/live.py [--style anime] [--seconds 20] [--sides 256 384 512]
+    python bench/live.py [--style anime] [--seconds 20] [--sides 256 384 512] [--frame] [--device openvino]
 
 Per size: frames per second that reached the page (stylized images shown), the server's own
 stylization time per frame (median), and the latency from a frame leaving the browser to its
@@ -56,13 +56,15 @@ def main() -> None:
     ap.add_argument("--sides", type=int, nargs="+", default=[256, 384, 512])
     ap.add_argument("--frame", action="store_true", help="Faces: whole frame only (one network pass per frame)")
     ap.add_argument("--threads", type=int, default=0, help="the server's onnxruntime threads (0: every core)")
+    ap.add_argument("--device", default="auto", help="the server's --device (auto, cpu, openvino, ...)")
     ap.add_argument("--clip", default=str(VIDEOS / "talking-head-512-audio.mp4"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cam = fake_camera(Path(args.clip), tmp / "cam.y4m", side=640)
         env = dict(os.environ, DCTOON_HOME=str(tmp / "home"), TMPDIR=str(tmp))
-        proc, url, log = start_server(tmp, ["--style", args.style, "--threads", str(args.threads)], env)
+        proc, url, log = start_server(tmp, ["--style", args.style, "--threads", str(args.threads),
+                                                "--device", args.device], env)
         rows = []
         try:
             with sync_playwright() as p:
@@ -85,8 +87,8 @@ def main() -> None:
         finally:
             stop_server(proc, log)
     faces = "whole frame" if args.frame else "portrait"
-    print(f"style {args.style}, faces {faces}, server threads {args.threads or 'all'}, {os.cpu_count()} cores, "
-          f"{platform.processor() or platform.machine()}, "
+    print(f"style {args.style}, faces {faces}, server threads {args.threads or 'all'}, device {args.device}, "
+          f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
           f"{args.seconds:g} s per size, camera 640 px ({Path(args.clip).name})\n")
     print("| size (longest side) | frames/s at the page | server ms per frame | latency (ms, upper bound) |")
     print("|---:|---:|---:|---:|")

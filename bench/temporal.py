@@ -146,12 +146,13 @@ def main(argv=None) -> int:
     ap.add_argument("--style", default=str(FP16))
     ap.add_argument("--seconds", type=float, help="only the first N seconds of each video")
     ap.add_argument("--max-side", type=int, help="downscale frames to at most PX (default: native)")
+    ap.add_argument("--device", default="auto", help="where the style models run (auto, cpu, openvino, ...)")
     ap.add_argument("--detect-every", type=int, default=3, metavar="K", help="ours: detect every K frames")
     ap.add_argument("--sheet", type=Path, metavar="PNG",
                     help="instead of the table, render the contact sheet (docs/contact-sheets/video.png)")
     args = ap.parse_args(argv)
     videos = args.videos or sorted(VIDEOS.glob("*.mp4"))
-    cartoonizer = load(args.style, max_side=args.max_side)
+    cartoonizer = load(args.style, max_side=args.max_side, device=args.device)
     if args.sheet:
         sheet(cartoonizer, videos, args.sheet)
         return 0

@@ -1,9 +1,11 @@
 """End-to-end video speed and peak memory: our streaming pipeline vs a baseline, interleaved.
 
     python bench/video.py --style ../shared/models/official/dctnet_anime.tflite \
-        [--against reference|seed] [--rounds 2] [--seconds N] [VIDEO ...]
+        [--against reference|seed] [--rounds 2] [--seconds N] [--device cpu,openvino] [VIDEO ...]
 
-Each shared video, the same weights for both, run baseline, ours, baseline, ours (``--rounds``):
+Each shared video, the same weights for all, run baseline, ours, baseline, ours (``--rounds``);
+with several ``--device`` values, ours runs once per device in each round (baseline, ours on the
+first device, ours on the second, ...), so every ratio comes from the same interleaved run:
 
 * reference (default): the official DCT-Net loop (``bench/reference.py``: TF1 session, short side
   capped at 720, background graph on the frame, head graph on one 288 crop, imageio in and out).
@@ -55,7 +57,7 @@ def seed_loop(cartoonizer, src: Path, dst: Path, seconds: float | None) -> int:
     return n
 
 
-def worker(which: str, src: Path, style: str, seconds: float | None, device: str = "cpu") -> dict:
+def worker(which: str, src: Path, style: str, seconds: float | None, device: str = "auto") -> dict:
     """One timed run in this process: models loaded first, then the clock runs until the output is closed."""
     sys.path.insert(0, str(ROOT / "src"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,49 +90,50 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, help="only the first N seconds of each video (default: all)")
     ap.add_argument("--against", choices=["reference", "seed"], default="reference")
     ap.add_argument("--rounds", type=int, default=2, help="baseline/ours pairs per video, interleaved")
-    ap.add_argument("--device", default="cpu", help="where ours runs its style models: cpu, openvino, cuda, tensorrt, auto")
+    ap.add_argument("--device", default="auto", help="where ours runs its style models, comma-separated for one "
+                    "column each (cpu,openvino): cpu, openvino, cuda, tensorrt, auto")
     ap.add_argument("--worker", choices=["seed", "reference", "ours"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args.worker, args.videos[0], args.style, args.seconds, args.device)))
         return 0
     videos = args.videos or sorted(VIDEOS.glob("*.mp4"))
-    cpu = os.cpu_count()
-    load = os.getloadavg()[0]
-    print(f"# {platform.node()} {platform.machine()}, {cpu} CPU cores, ours on --device {args.device}, load average "
-          f"{load:.1f} at start (shared machine); style {Path(args.style).name}; seconds={args.seconds or 'all'}")
-    base = args.against
-    head = (f"| {'video':<28} | {'size':>9} | {'frames':>6} | {base + ' fps':>13} | {'ours fps':>8} | "
-            f"{'ours/' + base:>14} | {base + ' peak RSS':>18} | {'ours peak RSS':>13} |")
-    print(head)
-    print("|" + "|".join("-" * len(c) for c in head.split("|")[1:-1]) + "|")
+    base, devices = args.against, args.device.split(",")
+    print(f"# {platform.node()} {platform.machine()}, {os.cpu_count()} CPU cores, ours on --device "
+          f"{' / '.join(devices)}, load average {os.getloadavg()[0]:.1f} at start (shared machine); "
+          f"style {Path(args.style).name}; seconds={args.seconds or 'all'}")
+    cols = ["video", "size", "frames", f"{base} fps"] + [c for d in devices for c in (f"{d} fps", f"{d}/{base}")] \
+        + [f"{k} peak RSS" for k in [base, *devices]]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "|".join("---" for _ in cols) + "|")
     import av
 
     for path in videos:
         with av.open(str(path)) as c:
             v = c.streams.video[0]
             size = f"{v.codec_context.width}x{v.codec_context.height}"
-        res: dict[str, list] = {base: [], "ours": []}
+        runs = [(base, base, "cpu")] + [(d, "ours", d) for d in devices]
+        res: dict[str, list] = {key: [] for key, _, _ in runs}
         for _ in range(args.rounds):
-            for which in (base, "ours"):
-                cmd = [sys.executable, __file__, "--worker", which, "--style", args.style, "--device", args.device,
+            for key, which, device in runs:
+                cmd = [sys.executable, __file__, "--worker", which, "--style", args.style, "--device", device,
                        str(path)]
                 if args.seconds:
                     cmd += ["--seconds", str(args.seconds)]
                 proc = subprocess.run(cmd, capture_output=True, text=True)
                 if proc.returncode:
-                    print(f"# {path.name} {which} failed: {proc.stderr.strip().splitlines()[-1:]}")
+                    print(f"# {path.name} {key} failed: {proc.stderr.strip().splitlines()[-1:]}")
                     continue
-                res[which].append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        if not (res[base] and res["ours"]):
+                res[key].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        if not all(res.values()):
             continue
         fps = {k: sum(r["fps"] for r in v) / len(v) for k, v in res.items()}
         rss = {k: max(r["rss_mib"] for r in v) for k, v in res.items()}
-        print(f"| {path.name:<28} | {size:>9} | {res['ours'][0]['frames']:>6} | {fps[base]:>13.2f} | "
-              f"{fps['ours']:>8.2f} | {fps['ours'] / fps[base]:>13.2f}x | {rss[base]:>14.0f} MiB | "
-              f"{rss['ours']:>9.0f} MiB |", flush=True)
+        cells = [path.name, size, str(res[devices[0]][0]["frames"]), f"{fps[base]:.2f}"]
+        cells += [c for d in devices for c in (f"{fps[d]:.2f}", f"{fps[d] / fps[base]:.2f}x")]
+        cells += [f"{rss[k]:.0f} MiB" for k in [base, *devices]]
+        print("| " + " | ".join(cells) + " |", flush=True)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,7 +12,7 @@ from conftest import IMAGES, OFFICIAL, VIDEOS, need, one_line_error, run
 from dctoon import load
 from dctoon.batch import _gpu_share
 from dctoon.errors import InputError
-from dctoon.runtime import providers, uses_openvino
+from dctoon.runtime import cpu_device, providers, uses_openvino
 
 CPU = ["CPUExecutionProvider"]
 GPU = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -45,8 +45,11 @@ def test_this_machines_onnxruntime(tmp_path, capsys):
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this machine has a CUDA provider: the CPU-only answers do not apply")
-    c = load("anime", device="auto")  # auto on a CPU-only onnxruntime: OpenVINO when installed, else the CPU
+    c = load("anime")  # the default, auto, on a CPU-only onnxruntime: OpenVINO when installed, else the CPU
+    assert c.device == "auto"
     assert c.head.session.get_providers() == (OPENVINO if importlib.util.find_spec("openvino") else CPU)
+    assert load("anime", device="cpu").head.session.get_providers() == CPU  # onnxruntime, whatever is installed
+    assert cpu_device() == ("openvino" if importlib.util.find_spec("openvino") else "cpu")  # batch's auto on CPUs
     with pytest.raises(InputError, match="no CUDA provider"):
         load("anime", device="cuda")
     with pytest.raises(TypeError, match="only be set when loading"):
@@ -70,8 +73,9 @@ def test_batch_shares_the_gpus_among_workers():
 
 def test_openvino_stays_within_the_guard_of_onnxruntime_fp32():
     """--device openvino (bf16 where the CPU has it) against onnxruntime fp32, the official network
-    through the whole pipeline: at least 35 dB PSNR on every shared image and on frames of a video;
-    the face detector stays in onnxruntime."""
+    through the whole pipeline: at least 35 dB PSNR on every shared image and on frames of a video,
+    and no pixel far off (the guided filter stays in fp32: in bf16 some were 21-65 levels off); the
+    face detector stays in onnxruntime."""
     pytest.importorskip("openvino")
     import av
 
@@ -88,7 +92,7 @@ def test_openvino_stays_within_the_guard_of_onnxruntime_fp32():
     for rgb in pictures:
         d = fp32.stylize(rgb).astype(np.float64) - ov.stylize(rgb)
         psnr = 10 * np.log10(255 ** 2 / max((d ** 2).mean(), 1e-12))
-        assert psnr >= 35, (rgb.shape, psnr)
+        assert psnr >= 35 and np.abs(d).max() <= 8, (rgb.shape, psnr, np.abs(d).max())
 
 
 def test_openvino_missing_is_one_line(monkeypatch):

@@ -31,7 +31,7 @@ from .errors import DctoonError, InputError
 from .images import IMAGE_SUFFIXES, atomic_write, expand_inputs
 from .outputs import image_name, unused, video_name
 from .pipeline import Settings
-from .runtime import CPU_DEVICES
+from .runtime import CPU_DEVICES, cpu_device
 from .video.reader import VIDEO_SUFFIXES
 from .video.writer import remove_stale_partials
 
@@ -48,7 +48,7 @@ class BatchOptions:
     settings: Settings = field(default_factory=Settings)
     workers: int = 0
     threads: int = 0            # onnxruntime threads per worker (0: its share of the CPUs)
-    device: str = "cpu"         # where the style models run (runtime.DEVICES); GPUs are shared among workers
+    device: str = "auto"        # where the style models run (runtime.DEVICES); GPUs are shared among workers
     retries: int = 2            # more tries for an item that failed (bad input is not retried)
     segment: float = 10.0       # seconds per video piece (cut at the next keyframe)
     warmup: float = 1.0         # seconds before a piece stylized, not written: no jump at the seam
@@ -407,7 +407,7 @@ def run(inputs: list[str], out: str | os.PathLike, options: BatchOptions = Batch
     gpus = _gpu_share(float(ray.cluster_resources().get("GPU", 0)), workers, options.device)
     threads = options.threads or max(1, round(cpus))
     o = dict(warmup=options.warmup, crf=options.crf, preset=options.preset, retries=options.retries, style=style)
-    device = "cpu" if options.device == "auto" and not gpus else options.device  # auto: the cluster decides
+    device = cpu_device() if options.device == "auto" and not gpus else options.device  # auto: the cluster decides
     args = (options.style, options.settings, {"threads": threads, "device": device})
 
     # 1. videos: piece tasks, then a join task per video that waits for its pieces

@@ -35,11 +35,11 @@ def _add_style_options(p: argparse.ArgumentParser, strength: bool = True) -> Non
 def _add_device_option(p: argparse.ArgumentParser) -> None:
     from .runtime import DEVICES
 
-    p.add_argument("--device", choices=DEVICES, default="cpu",
-                   help="where the style models run: cpu (default: onnxruntime, fp32), openvino (the CPU through "
-                        "OpenVINO, bf16 where the CPU has it: pip install 'dctoon[openvino]'), cuda (an NVIDIA GPU: "
-                        "pip install 'dctoon[gpu]'), tensorrt (fp16 engines, built once per size) or auto (cuda "
-                        "when present, else openvino when installed, else cpu)")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where the style models run: auto (default: cuda when present, else openvino when "
+                        "installed, else cpu), cpu (onnxruntime, fp32), openvino (the CPU through OpenVINO, bf16 "
+                        "where the CPU has it: pip install 'dctoon[openvino]'), cuda (an NVIDIA GPU: pip install "
+                        "'dctoon[gpu]') or tensorrt (fp16 engines, built once per size)")
 
 
 def _add_strength_options(p: argparse.ArgumentParser) -> None:

@@ -28,7 +28,7 @@ def all_styles(image: np.ndarray, cartoonizers: dict | None = None, *, settings=
     return grid(tiles, tile)
 
 
-def load_all(settings=None, threads: int = 0, device: str = "cpu") -> dict:
+def load_all(settings=None, threads: int = 0, device: str = "auto") -> dict:
     """Every installed style, loaded: name -> Cartoonizer (the grid sizes the photo itself)."""
     from .pipeline import Cartoonizer, Settings
     from .styles import installed, resolve

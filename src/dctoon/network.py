@@ -32,6 +32,7 @@ DEFAULT_SHARPNESS = 3.0
 LUMA_BGR = (0.114, 0.587, 0.299)
 INPUT_NAME = "input_image"
 OUTPUT_NAME = "output_image"
+GENERATOR_OUTPUT = "out.y"  # the U-Net's last convolution, the guided filter's input: where a graph can be cut
 OPSET = 17
 
 
@@ -161,6 +162,7 @@ def build_onnx(weights: dict[str, np.ndarray], radius: int = DEFAULT_RADIUS, eps
     x3 = conv(conv(x3, s["up1"]), s["dec1"])
     x4 = op("Add", [upsample(x3, "up0.in"), x0], "skip0")
     y = conv(conv(x4, s["up0"]), s["out"], act=False)
+    assert y == GENERATOR_OUTPUT
 
     # guided filter, y refined with the photo as guide, per channel
     k = 2 * radius + 1

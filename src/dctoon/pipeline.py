@@ -59,7 +59,7 @@ class Cartoonizer:
     settings: Settings = field(default_factory=Settings)
     threads: int = 0
     tile: int = 1536
-    device: str = "cpu"
+    device: str = "auto"
 
     def __post_init__(self):
         def ttns(style: Style) -> tuple[TTN, TTN]:
@@ -311,10 +311,10 @@ def _check_fields(names, what: str) -> None:
 
 
 def load(style: str | None = None, settings: Settings | None = None, *, threads: int = 0, tile: int = 1536,
-         device: str = "cpu", **options) -> Cartoonizer:
+         device: str = "auto", **options) -> Cartoonizer:
     """A ``Cartoonizer`` for a style name or a model path (default: the first built-in style).
 
-    ``threads``, ``tile`` and ``device`` (cpu, cuda, tensorrt or auto) shape the loaded models;
+    ``threads``, ``tile`` and ``device`` (auto, cpu, openvino, cuda or tensorrt) shape the loaded models;
     keyword options override ``Settings`` fields, e.g. ``load("anime", max_side=1080)``.
     """
     from .styles import default_style

@@ -42,7 +42,7 @@ __all__ = ["App", "Limits", "build", "serve"]
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, style: str | None = None, *, faces: bool = True,
-          min_face: int = 40, threads: int = 0, device: str = "cpu", limits: Limits | None = None,
+          min_face: int = 40, threads: int = 0, device: str = "auto", limits: Limits | None = None,
           block: bool = True):
     """Start the web app. Returns (demo, app) when ``block`` is False (the server runs in a thread)."""
     _gradio()  # fail early, with the install hint, before any model loads

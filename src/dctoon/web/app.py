@@ -65,7 +65,7 @@ class App:
     """The state behind the page: styles, loaded models, the work folder."""
 
     def __init__(self, style: str | None = None, *, faces: bool = True, min_face: int = 40, threads: int = 0,
-                 device: str = "cpu", limits: Limits | None = None, workdir: str | os.PathLike | None = None):
+                 device: str = "auto", limits: Limits | None = None, workdir: str | os.PathLike | None = None):
         from ..pipeline import Settings
 
         self.limits = limits or Limits()
