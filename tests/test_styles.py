@@ -264,6 +264,33 @@ def test_catalogue_has_builtin_official_and_user_styles():
         styles.resolve("modelscope-3d")
 
 
+def test_style_files_keep_weights_in_fp16(tmp_path):
+    """save_style(half=True), as train export writes, stores the weights in fp16 (half the file; read
+    back as fp32, the arithmetic stays fp32) and the output stays close to the fp32 graph's; a style
+    whose head and background are one network is re-exported as one file; the built-ins fit the 15 MB
+    budget together."""
+    from dctoon.importers import read_any
+    from dctoon.train.export import export
+    from dctoon.train.settings import ExportSettings
+
+    weights = random_weights(3, channel=16, blocks=4)
+    folder = styles.save_style(tmp_path / "two", "two", weights, {k: v.copy() for k, v in weights.items()},
+                               description="", license="", source="test", half=True)
+    head = read_any(folder / "head.onnx")
+    assert all(head.weights[k].dtype == np.float32 for k in weights)
+    assert all(np.array_equal(head.weights[k], v.astype(np.float16).astype(np.float32)) for k, v in weights.items())
+    (tmp_path / "fp32.onnx").write_bytes(network.build_onnx(weights).SerializeToString())
+    bgr = cv2.resize(cv2.imread(str(need(IMAGES / "portrait-512.jpg"))), (256, 256))
+    d = TTN(folder / "head.onnx", device="cpu")(bgr).astype(int) - TTN(tmp_path / "fp32.onnx", device="cpu")(bgr)
+    psnr = 10 * np.log10(255 ** 2 / max((d ** 2).mean(), 1e-12))
+    assert psnr >= 50 and np.abs(d).max() <= 4, (psnr, np.abs(d).max())  # the trained built-ins: 63-71 dB, 1 level
+    assert (folder / "head.onnx").stat().st_size < 0.55 * (tmp_path / "fp32.onnx").stat().st_size
+    one = export(ExportSettings(checkpoint=str(folder), out=str(tmp_path / "one"), name="one"))
+    assert sorted(p.name for p in Path(one).iterdir()) == ["model.onnx", "style.json"]
+    files = {p.resolve() for d in styles.BUILTIN_DIR.iterdir() for p in d.glob("*.onnx")}
+    assert sum(p.stat().st_size for p in files) <= 15e6, sorted(files)
+
+
 def test_styles_command_lists_everything(capsys):
     for argv in (["styles"], ["styles", "list"]):
         code, out, err = run(argv, capsys)

@@ -32,6 +32,7 @@ DEFAULT_SHARPNESS = 3.0
 LUMA_BGR = (0.114, 0.587, 0.299)
 INPUT_NAME = "input_image"
 OUTPUT_NAME = "output_image"
+HALF = ".f16"  # the suffix of a weight stored in fp16 (build_onnx(half=True))
 GENERATOR_OUTPUT = "out.y"  # the U-Net's last convolution, the guided filter's input: where a graph can be cut
 OPSET = 17
 
@@ -113,15 +114,21 @@ def config_of(weights: dict[str, np.ndarray]) -> tuple[int, int]:
 
 
 def build_onnx(weights: dict[str, np.ndarray], radius: int = DEFAULT_RADIUS, eps: float = DEFAULT_EPS,
-               metadata: dict[str, str] | None = None, bands: int = 0, sharpness: float = DEFAULT_SHARPNESS):
+               metadata: dict[str, str] | None = None, bands: int = 0, sharpness: float = DEFAULT_SHARPNESS,
+               half: bool = False):
     """The full inference graph: BGR 0-255 float [N,H,W,3] -> generator -> guided filter
-    (-> tone bands) -> uint8."""
+    (-> tone bands) -> uint8. ``half`` stores the weights in fp16 (``NAME.f16``, cast to fp32 in
+    the graph): half the file, for the files a style ships; the arithmetic stays fp32."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     channel, blocks = config_of(weights)
     nodes: list = []
-    inits = [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in weights.items()]
+    if half:
+        inits = [numpy_helper.from_array(np.asarray(v, np.float16), k + HALF) for k, v in weights.items()]
+        nodes += [helper.make_node("Cast", [k + HALF], [k], name=k, to=TensorProto.FLOAT) for k in weights]
+    else:
+        inits = [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in weights.items()]
 
     def const(name: str, value) -> str:
         inits.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
@@ -224,11 +231,11 @@ def build_onnx(weights: dict[str, np.ndarray], radius: int = DEFAULT_RADIUS, eps
 
 
 def weights_from_onnx(model) -> dict[str, np.ndarray]:
-    """The named generator weights stored in one of our ONNX graphs."""
+    """The named generator weights (fp32) stored in one of our ONNX graphs, in fp32 or in fp16."""
     from onnx import numpy_helper
 
-    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer
-            if t.name.endswith((".weight", ".bias"))}
+    return {t.name.removesuffix(HALF): numpy_helper.to_array(t).astype(np.float32) for t in model.graph.initializer
+            if t.name.removesuffix(HALF).endswith((".weight", ".bias"))}
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,7 +16,10 @@ one folder per style::
                  licence, source (and origin: model id, revision, original files + SHA-256)
     head.onnx    the head model (aligned 288x288 face crops)
     bg.onnx      the background model (whole frame)
+    model.onnx   in place of both, when one network (and one guided filter) serves as head and background
     preview.jpg  optional
+
+The ``.onnx`` files are our own graphs (``network.build_onnx``); trained styles store their weights in fp16.
 
 ``--style`` also accepts a path: one model file (``.onnx``, ``.tflite``, frozen ``.pb``: used for
 both head and background), a style folder, or a folder in the official ModelScope layout
@@ -253,13 +256,15 @@ def save_style(folder: Path, name: str, head: dict[str, np.ndarray], background:
                radius: int = network.DEFAULT_RADIUS, eps: float = network.DEFAULT_EPS,
                preview: np.ndarray | None = None, background_filter: tuple[int, float] | None = None,
                bands: int = 0, band_sharpness: float = network.DEFAULT_SHARPNESS, extra: dict | None = None,
-               single_file: bool = False) -> Path:
+               single_file: bool = False, half: bool = False) -> Path:
     """Write a style folder atomically (built in a temp folder, then renamed into place).
 
     ``background_filter`` (radius, eps) when the background model's guided filter differs from the
     head's; ``bands``: both models end in tone bands (``network.tone_bands``); ``extra`` adds fields to
     the model card (e.g. ``origin``); ``single_file``: one ``model.onnx`` serves as head and
-    background (one set of weights and filters: half the size on disk).
+    background (one set of weights and filters: half the size on disk); ``half``: the weights stored
+    in fp16, as ``train export`` ships them (half the file again; the built-ins' outputs moved by at
+    most one level, 63-71 dB), the arithmetic staying fp32. Imports keep fp32: exact to their source.
     """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -274,7 +279,7 @@ def save_style(folder: Path, name: str, head: dict[str, np.ndarray], background:
                 raise ValueError("single_file needs one set of weights and one guided filter")
             roles = (("head and background", "model.onnx", head, (radius, eps)),)
         for role, fname, weights, (r, e) in roles:
-            model = network.build_onnx(weights, r, e, {"style": name, "role": role}, bands, band_sharpness)
+            model = network.build_onnx(weights, r, e, {"style": name, "role": role}, bands, band_sharpness, half)
             (tmp / fname).write_bytes(model.SerializeToString())
             files[role] = {"file": fname, "sha256": file_sha256(tmp / fname)}
         if single_file:

@@ -222,6 +222,7 @@ class Distiller:
             raise InputError(f"--res must be a multiple of 4 and at most --pool-size {s.pool_size}")
         self.s = s
         self.deadline = stop_deadline(s.stop_at)
+        self.started = time.time()  # the training clock (run() restarts it once the pool is ready)
         torch.set_num_threads(s.threads)
         torch.manual_seed(s.seed)
         self.out = Path(s.out)
@@ -305,9 +306,14 @@ class Distiller:
 
     # -- one step
     def lr_at(self, step: int) -> float:
+        """Warm-up, then cosine decay to 2% by ``--steps``, or by ``--stop-at`` when that comes first
+        (a run on a lent machine for a fixed time still ends on a low learning rate)."""
         s = self.s
         warm = min(1.0, (step + 1) / max(1, s.warmup))
-        return s.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / s.steps))))
+        progress = step / s.steps
+        if math.isfinite(self.deadline):
+            progress = max(progress, (time.time() - self.started) / max(1.0, self.deadline - self.started))
+        return s.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
     def batch(self):
         s, n = self.s, len(self.pool_x)
@@ -369,7 +375,7 @@ class Distiller:
 
     def run(self) -> Path:
         s = self.s
-        t_last = time.time()
+        t_last = self.started = time.time()
         print(f"distill: {self.teacher_label} -> c{s.channel}/{s.blocks} blocks, {self.n_images} images,"
               f" pool {len(self.pool_x)}, from step {self.step} to {s.steps}", flush=True)
         while self.step < s.steps:

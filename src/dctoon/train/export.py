@@ -46,7 +46,8 @@ def export(settings: ExportSettings) -> Path:
         style = resolve(s.checkpoint)
         head = read_any(style.head)
         bg = head if style.background == style.head else read_any(style.background)
-        single = style.background == style.head
+        single = (bg.radius, bg.eps) == (head.radius, head.eps) and head.weights.keys() == bg.weights.keys() and \
+            all(np.array_equal(head.weights[k], bg.weights[k]) for k in head.weights)  # one file serves both
         card, training = style.card, dict(style.card.get("training", {}))
         if metrics:
             training["metrics"] = metrics
@@ -64,7 +65,7 @@ def export(settings: ExportSettings) -> Path:
                       description=pick("description"),
                       license=pick("license"), source=pick("source"), training=training, radius=head.radius,
                       eps=head.eps, background_filter=(bg.radius, bg.eps), preview=preview, bands=bands,
-                      band_sharpness=sharpness, single_file=single)
+                      band_sharpness=sharpness, single_file=single, half=True)
 
 
 def average(settings: AverageSettings) -> Path:

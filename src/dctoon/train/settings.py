@@ -130,7 +130,8 @@ class DistillSettings:
     seed: int = _f(0, "random seed")
     sample_every: int = _f(250, "validate, write a sample grid and a checkpoint every N steps")
     resume: bool = _f(False, "continue from OUT/checkpoint.pt")
-    stop_at: str | None = _f(None, "stop (with a checkpoint) at the next HH:MM, UTC")
+    stop_at: str | None = _f(None, "stop (with a checkpoint) at the next HH:MM, UTC; the learning rate decays by "
+                                   "then if that comes before --steps")
     device: str = _f("cpu", "torch device for the student (cuda on a GPU machine; the teacher labels on the CPU)")
 
 
