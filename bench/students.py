@@ -1,6 +1,6 @@
-"""The student sizes' cost: MAC per pixel and ms per 720p frame of the TTN graph in ONNX Runtime.
+"""The student sizes' cost: MAC per pixel and ms per 720p frame of the TTN graph, per device.
 
-    python bench/students.py [--repeat 5] [--threads 0]
+    python bench/students.py [--repeat 5] [--threads 0] [--device cpu,openvino]
 
 Each size is the same ONNX graph dctoon runs (guided filter included), with random weights (the
 time does not depend on the values), on one 1280x720 frame, best of ``--repeat`` after a warm-up.
@@ -28,10 +28,10 @@ def random_weights(channel: int, blocks: int) -> dict[str, np.ndarray]:
             for s in network.conv_specs(channel, blocks) for p in ("weight", "bias")}
 
 
-def time_graph(channel: int, blocks: int, threads: int, repeat: int, tmp) -> float:
+def time_graph(channel: int, blocks: int, threads: int, repeat: int, tmp, device: str = "cpu") -> float:
     path = tmp / f"c{channel}b{blocks}.onnx"
     path.write_bytes(network.build_onnx(random_weights(channel, blocks), eps=1e-2).SerializeToString())
-    model = TTN(path, threads=threads, tile=4096)
+    model = TTN(path, threads=threads, tile=4096, device=device)
     frame = np.random.default_rng(1).integers(0, 256, (720, 1280, 3)).astype(np.uint8)
     model(frame)
     best = np.inf
@@ -49,17 +49,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="comma-separated, a column pair each: cpu (onnxruntime fp32), "
+                    "openvino")
     args = ap.parse_args()
-    print(f"{platform.machine()}, {__import__('os').cpu_count()} cores, onnxruntime fp32, 1280x720, best of"
-          f" {args.repeat}\n")
-    print("| width / blocks | MAC per pixel | ms per 720p frame | speed vs c=32/4 |")
-    print("|---|---|---|---|")
+    devices = args.device.split(",")
+    print(f"{platform.machine()}, {__import__('os').cpu_count()} cores, 1280x720, best of {args.repeat}\n")
+    heads = (f"{d}: ms per 720p frame | {d}: vs c=32/4" for d in devices)
+    print("| width / blocks | MAC per pixel | " + " | ".join(heads) + " |")
+    print("|---|---|" + "---|---|" * len(devices))
     with tempfile.TemporaryDirectory() as d:
-        base = None
+        base: dict[str, float] = {}
         for c, b in SIZES:
-            ms = time_graph(c, b, args.threads, args.repeat, Path(d))
-            base = base or ms
-            print(f"| c={c} / {b} | {network.mac_per_pixel(c, b):,} | {ms:.0f} | {base / ms:.2f}x |", flush=True)
+            cells = []
+            for device in devices:
+                ms = time_graph(c, b, args.threads, args.repeat, Path(d), device)
+                base.setdefault(device, ms)
+                cells += [f"{ms:.0f}", f"{base[device] / ms:.2f}x"]
+            print(f"| c={c} / {b} | {network.mac_per_pixel(c, b):,} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":
