@@ -110,9 +110,9 @@ class OpenVINOSession:
     The U-Net computes in bf16 where the CPU does so natively (AVX512-BF16 or AMX), else in fp32; the
     guided filter after it always in fp32, as a second graph: its variance, mean(x^2) - mean(x)^2,
     cancels in bf16's 8-bit mantissa. Measured on this project's Zen 5 (bench/runtimes.py): the
-    official network at 720p in 407 ms against onnxruntime's 753 ms fp32; on a 512 px portrait the
-    output is 57 dB PSNR from fp32's (at most 1 level off) with the filter in fp32, 47 dB (39 levels
-    off at worst, and more flicker in video) with it in bf16.
+    official network at 720p in 402 ms against onnxruntime's 740 ms fp32 (396 with the filter in
+    bf16 too); on a 512 px portrait the output is 57 dB PSNR from fp32's (at most 1 level off) with
+    the filter in fp32, 47 dB (39 levels off at worst, and more flicker in video) with it in bf16.
     """
 
     def __init__(self, model: bytes | str | Path, threads: int = 0, what: str = "the model"):
