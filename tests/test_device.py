@@ -95,6 +95,27 @@ def test_openvino_stays_within_the_guard_of_onnxruntime_fp32():
         assert psnr >= 35 and np.abs(d).max() <= 8, (rgb.shape, psnr, np.abs(d).max())
 
 
+def test_auto_falls_back_to_onnxruntime_where_openvino_cannot_load(monkeypatch):
+    """The default device must always run: an OpenVINO that fails to compile the model (an unsupported
+    CPU, a broken install) leaves ``auto`` on onnxruntime; ``--device openvino`` says why in one line."""
+    pytest.importorskip("openvino")
+    import onnxruntime as ort
+
+    from dctoon import runtime
+    from dctoon.errors import ModelError
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has a CUDA provider: auto picks it before OpenVINO")
+
+    def broken(self, model, threads=0, what="the model"):
+        raise ModelError(f"OpenVINO cannot load {what}: no plugin for this CPU")
+
+    monkeypatch.setattr(runtime.OpenVINOSession, "__init__", broken)
+    assert load("anime").head.session.get_providers() == CPU
+    with pytest.raises(ModelError, match="OpenVINO cannot load .*: no plugin for this CPU"):
+        load("anime", device="openvino")
+
+
 def test_openvino_missing_is_one_line(monkeypatch):
     import sys
 

@@ -56,12 +56,17 @@ def session(model: bytes | str | Path, threads: int = 0, *, helper: bool = False
     CPU with stylization (face detection, segmentation): one sequential thread pool that does not
     spin while idle (measured: spinning workers made detection 3x slower on a busy 2-core machine).
     A model onnxruntime cannot load is a one-line :class:`ModelError` naming ``what``. A style model
-    on ``openvino`` (or ``auto`` on a CPU with OpenVINO installed) is an :class:`OpenVINOSession`.
+    on ``openvino`` (or ``auto`` on a CPU with OpenVINO installed) is an :class:`OpenVINOSession`;
+    where OpenVINO cannot load it, ``auto`` falls back to onnxruntime (``openvino`` says so in one line).
     """
     import onnxruntime as ort
 
     if not helper and uses_openvino(device, ort.get_available_providers()):
-        return OpenVINOSession(model, threads, what)
+        try:
+            return OpenVINOSession(model, threads, what)
+        except ModelError:
+            if device != "auto":
+                raise
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
