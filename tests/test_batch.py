@@ -187,6 +187,23 @@ def test_resume_after_ctrl_c_and_after_a_kill(clip, tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".") and "partial" in p.name]
 
 
+def test_the_cli_stdout_lists_outputs_only(tmp_path, capsys, monkeypatch):
+    """`dctoon batch` prints the finished outputs and nothing else on stdout: what Ray prints in the
+    driver (seen once in CI: a raylet's notice of a worker killed and retried) goes to stderr."""
+    from dctoon import batch
+
+    def run_like_ray(inputs, out, options, *, bar=None, log=batch._print):
+        print("(raylet) A worker died or was killed while executing a task")  # as Ray's driver prints it
+        log(str(tmp_path / "a_anime.jpg"))
+        log("batch: a note", err=True)
+        return batch.Report(items=[{"status": "done"}], done=1)
+
+    monkeypatch.setattr(batch, "run", run_like_ray)
+    code, out, err = run(["batch", need(IMAGES / "portrait-512.jpg"), "-o", tmp_path], capsys)
+    assert code == 0 and out.split() == [str(tmp_path / "a_anime.jpg")], out
+    assert "(raylet) A worker died" in err and "batch: a note" in err
+
+
 def test_bad_arguments_and_missing_ray_are_one_line(tmp_path, capsys):
     code, _, err = run(["batch", tmp_path / "nothing-here", "-o", tmp_path / "out"], capsys)
     assert code == 2 and "no such file or folder" in one_line_error(err)

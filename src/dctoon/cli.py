@@ -171,6 +171,7 @@ def cmd_video(args) -> int:
 
 
 def cmd_batch(args) -> int:
+    import contextlib
     import signal
 
     from .batch import BatchOptions, run
@@ -188,9 +189,15 @@ def cmd_batch(args) -> int:
     def terminate(signum, frame):  # a kill (SIGTERM) stops like Ctrl-C: the manifest is saved
         raise KeyboardInterrupt
 
+    stdout = sys.stdout  # the finished outputs, one per line, and nothing else: scripts read it
+
+    def log(line: str, err: bool = False) -> None:
+        print(line, file=sys.stderr if err else stdout, flush=True)
+
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        report = run(args.inputs, args.output, options, bar=None if not args.quiet else False)
+        with contextlib.redirect_stdout(sys.stderr):  # what Ray prints in this process (a worker's death) too
+            report = run(args.inputs, args.output, options, bar=None if not args.quiet else False, log=log)
     finally:
         signal.signal(signal.SIGTERM, previous)
     where = Path(args.output) / "batch.json"
