@@ -31,16 +31,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from conftest import IMAGES, OFFICIAL  # noqa: E402
+from runtimes import best_ms  # noqa: E402
 
 
 def best_s(fn, repeat: int) -> float:
-    fn()
-    best = np.inf
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+    return best_ms(fn, repeat) / 1000
 
 
 def main() -> None:

@@ -365,19 +365,26 @@ def _ray(address: str | None):
     return ray
 
 
-def _print(line: str, err: bool = False) -> None:
-    print(line, file=sys.stderr if err else sys.stdout, flush=True)
+def printer(stdout=None):
+    """A ``log`` for :func:`run`: finished outputs to ``stdout`` (default: the current one, bound now,
+    so that a caller may send everything else printed meanwhile elsewhere), errors and notes to stderr."""
+    stdout = stdout or sys.stdout
+
+    def log(line: str, err: bool = False) -> None:
+        print(line, file=sys.stderr if err else stdout, flush=True)
+    return log
 
 
 def run(inputs: list[str], out: str | os.PathLike, options: BatchOptions = BatchOptions(), *,
-        bar: bool | None = None, log=_print) -> Report:
+        bar: bool | None = None, log=None) -> Report:
     """Stylize every image and video in ``inputs`` into the folder ``out`` on Ray; see the module
     docstring. ``log(line, err=False)`` gets one line per finished item (errors and notes with
-    ``err=True``); returns what happened."""
+    ``err=True``; default :func:`printer`); returns what happened."""
     from tqdm import tqdm
 
     from .pipeline import load
 
+    log = log or printer()
     paths = collect(inputs)
     if not paths:
         raise InputError("no input images or videos found")

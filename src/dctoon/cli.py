@@ -174,7 +174,7 @@ def cmd_batch(args) -> int:
     import contextlib
     import signal
 
-    from .batch import BatchOptions, run
+    from .batch import BatchOptions, printer, run
 
     for name in ("workers", "retries"):
         if getattr(args, name) < 0:
@@ -189,11 +189,7 @@ def cmd_batch(args) -> int:
     def terminate(signum, frame):  # a kill (SIGTERM) stops like Ctrl-C: the manifest is saved
         raise KeyboardInterrupt
 
-    stdout = sys.stdout  # the finished outputs, one per line, and nothing else: scripts read it
-
-    def log(line: str, err: bool = False) -> None:
-        print(line, file=sys.stderr if err else stdout, flush=True)
-
+    log = printer(sys.stdout)  # the finished outputs, one per line, and nothing else: scripts read it
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # what Ray prints in this process (a worker's death) too

@@ -260,17 +260,19 @@ class TemporalBlender:
         self._prev_in: np.ndarray | None = None
         self._prev_gray: np.ndarray | None = None
         self._prev_out: np.ndarray | None = None
-        self._coords: np.ndarray | None = None
+        self._coords: dict[tuple[int, int], np.ndarray] = {}  # pixel grids by size: the flows' and the frame's
 
     def reset(self) -> None:
         self._prev_in = self._prev_gray = self._prev_out = None
 
     def _grid(self, h: int, w: int) -> np.ndarray:
         """Pixel coordinates (h, w, 2), kept between frames: a flow plus this is a remap map."""
-        if self._coords is None or self._coords.shape[:2] != (h, w):
+        if (h, w) not in self._coords:
+            if len(self._coords) > 1:  # a new frame size: the old grids are of no more use
+                self._coords.clear()
             gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-            self._coords = np.dstack([gx, gy])
-        return self._coords
+            self._coords[h, w] = np.dstack([gx, gy])
+        return self._coords[h, w]
 
     def _flows(self, gray_prev, gray):
         """Backward flow (current -> previous) and a forward-backward mismatch, at full size."""
@@ -284,9 +286,7 @@ class TemporalBlender:
             a, b = gray_prev, gray
         back = self._dis.calc(b, a, None)   # for each current pixel, where it was before
         fwd = self._dis.calc(a, b, None)
-        hh, ww = b.shape
-        gx, gy = np.meshgrid(np.arange(ww, dtype=np.float32), np.arange(hh, dtype=np.float32))
-        loop = cv2.remap(fwd, np.dstack([gx, gy]) + back, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        loop = cv2.remap(fwd, self._grid(*b.shape) + back, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         loop += back
         mismatch = cv2.magnitude(loop[..., 0], loop[..., 1])
         if s < 1.0:

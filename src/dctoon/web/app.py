@@ -254,10 +254,10 @@ class App:
         video (``faces`` as for photos: the head model on tracked faces, or the whole frame in one pass):
         returns (result, status line, session). ``frame`` is an RGB array, or the file of an
         uploaded frame (the page's; its header is checked before it is decoded: untrusted)."""
-        import cv2
         import numpy as np
 
         from ..images import read_image
+        from ..video.reader import fit
         from ..video.temporal import FrameStylizer
 
         if frame is None:
@@ -272,12 +272,7 @@ class App:
             frame = read_image(Path(frame), max_side=side, max_pixels=self.pixel_budget())[..., :3]
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] not in (3, 4) or min(frame.shape[:2]) < 16:
             raise InputError("live: a camera frame must be an RGB picture of at least 16x16 pixels")
-        h, w = frame.shape[:2]
-        if max(h, w) > side:
-            scale = side / max(h, w)
-            frame = cv2.resize(frame[..., :3], (max(1, round(w * scale)), max(1, round(h * scale))),
-                               interpolation=cv2.INTER_AREA)
-        bgr = np.ascontiguousarray(frame[..., 2::-1])
+        bgr = np.ascontiguousarray(fit(frame, side)[..., 2::-1])  # a bigger frame: down to the size, as video
         strengths = tuple(_strength(v) for v in strengths)
         key = (label, faces, strengths, side)
         if session is None or session.key != key:
