@@ -113,14 +113,14 @@ def test_ttn_steps_resume_and_export(tmp_path, monkeypatch):
     assert all(np.isfinite(v) for rec in logs for v in rec.values())
 
     # resume continues from step 3 with the same weights
-    saved = torch.load(ckpt, weights_only=False)
+    saved = torch.load(ckpt, weights_only=True)
     resumed = gan.Trainer(gan.TTNSettings(**{**s.__dict__, "steps": 5, "resume": True, "lr": 5e-5}))
     assert resumed.step == 3
     assert {g["lr"] for opt in (resumed.opt_g, resumed.opt_d) for g in opt.param_groups} == {5e-5}  # not the saved one
     for k, v in saved["G"].items():
         assert torch.equal(resumed.G.state_dict()[k], v)
     resumed.run()
-    assert torch.load(ckpt, weights_only=False)["step"] == 5
+    assert torch.load(ckpt, weights_only=True)["step"] == 5
     assert resumed.init == gan.RANDOM_INIT
 
     # fine-tuning on another style's exemplars: the lineage goes into the model card

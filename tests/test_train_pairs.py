@@ -120,7 +120,7 @@ def test_paired_run_validates_stops_early_and_exports(tmp_path):
     assert {"lab_l1", "ssim", "stroke_f1"} <= scores[0].keys()
     assert [r["step"] for r in scores] == [0, 1, 2]  # lr 0: never better than the start, so 2 validations and stop
     assert {"content", "pixel"} <= next(r for r in log if "pixel" in r).keys()
-    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
     assert best["step"] == 0 and best["best"][1] == 0
     style = export(ExportSettings(checkpoint=str(tmp_path / "run" / "best.pt"), out=str(tmp_path / "style"),
                                   name="toy", license="test"))
@@ -198,7 +198,7 @@ def test_average_of_runs_from_one_start_exports_with_its_record(tmp_path):
         torch.save(st, runs[-1])
     out = average(AverageSettings(checkpoints=tuple(map(str, runs)), out=str(tmp_path / "soup.pt"),
                                   weights=(3.0, 1.0)))
-    soup = torch.load(out, weights_only=False)
+    soup = torch.load(out, weights_only=True)
     want = start.state_dict()["enc1.weight"] + 0.75 * 0.01 + 0.25 * 0.02
     assert torch.allclose(soup["G"]["enc1.weight"], want, atol=1e-6)
     assert [(r["weight"], r["w_content"]) for r in soup["average"]] == [(0.75, 1.0), (0.25, 2.0)]
@@ -206,7 +206,7 @@ def test_average_of_runs_from_one_start_exports_with_its_record(tmp_path):
     card = json.loads((Path(style) / "style.json").read_text())["training"]
     assert card["wall_time_s"] == 10.0 and [r["step"] for r in card["average"]] == [10, 20]
     assert "held_out" not in card  # the first run's early-stopping score says nothing of the average
-    torch.save({**torch.load(runs[1], weights_only=False), "init": "random"}, tmp_path / "other.pt")
+    torch.save({**torch.load(runs[1], weights_only=True), "init": "random"}, tmp_path / "other.pt")
     with pytest.raises(InputError, match="different weights"):
         average(AverageSettings(checkpoints=(str(runs[0]), str(tmp_path / "other.pt")), out=str(tmp_path / "x.pt")))
     r = subprocess.run([sys.executable, "-m", "dctoon.train", "average", str(runs[0]), "--out", str(tmp_path / "y.pt")],

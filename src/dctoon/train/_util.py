@@ -8,11 +8,13 @@ import hashlib
 import json
 import math
 import os
+import re
 import typing
 from pathlib import Path
 
 import numpy as np
 
+from dctoon.errors import InputError, ModelError, describe_range
 from dctoon.images import IMAGE_SUFFIXES
 
 SPLIT_FILE = "split.json"
@@ -62,8 +64,8 @@ def read_bgr(path: Path, size: int | None = None) -> np.ndarray:
     import cv2
 
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise OSError(f"cannot read image {path}")
+    if img is None:  # a user's file, not a fault of the trainer: one line, exit 2
+        raise InputError(f"{path}: not a readable image")
     return img if size is None else square(img, size)
 
 
@@ -95,6 +97,32 @@ def save_checkpoint(state: dict, path: Path) -> Path:
     torch.save(state, tmp)
     os.replace(tmp, path)
     return Path(path)
+
+
+def load_checkpoint(path: Path, device="cpu", needs: tuple[str, ...] = ("G",)) -> dict:
+    """A checkpoint as tensors and plain data only (``weights_only``): a shared ``.pt`` file is a
+    pickle, and a pickled object could run code when loaded, so one is refused in one line, as is a
+    file that is not a checkpoint or lacks the ``needs`` entries."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such checkpoint")
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):  # rosinality's training args: data only
+            st = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - whatever the unpickler meets, the file is at fault
+        if "Weights only load failed" in str(e):
+            found = re.search(r"GLOBAL ([\w.]+)", str(e))
+            raise ModelError(f"{path}: refused: the checkpoint holds a Python object"
+                             f"{f' ({found.group(1)})' if found else ''}, which could run code when loaded; only"
+                             " tensors and plain data are loaded") from None
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelError(f"{path}: not a PyTorch checkpoint ({reason[:200]})") from None
+    missing = [k for k in needs if not isinstance(st, dict) or k not in st]
+    if missing:
+        raise ModelError(f"{path}: not a dctoon checkpoint (no {', '.join(missing)})")
+    return st
 
 
 def log_step(folder: Path, step: int, elapsed: float, logs: dict[str, float], **extra) -> None:
@@ -146,6 +174,9 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> argparse.Ar
         elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
             default = f.default_factory()  # type: ignore[misc]
         help_text = meta.get("help", "")
+        low, high = meta.get("range", (None, None))
+        if (low, high) != (None, None):
+            help_text += f" ({describe_range(low, high)})"
         if default is not None and not isinstance(default, bool):
             help_text += f" (default: {default})"
         nargs = "+" if origin is list or args[-1:] == (Ellipsis,) else len(args)  # tuple[X, ...]: one or more

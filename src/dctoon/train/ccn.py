@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._util import dataset_files, read_bgr
+from ._util import dataset_files, load_checkpoint, read_bgr
 from .settings import CCNSettings
 
 SQRT2 = math.sqrt(2.0)
@@ -331,7 +331,7 @@ class Discriminator(nn.Module):
 def load_rosinality(path: str | Path, config: dict | None = None) -> tuple[Generator, Discriminator | None, dict]:
     """Load ``{"g_ema": state_dict, "d": state_dict (optional), ...}``. The architecture is read
     from the state dict (size from the number of layers, style_dim, n_mlp, channel counts)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(path, needs=("g_ema",))
     g_state = ckpt["g_ema"]
     cfg = dict(config or ckpt.get("config") or infer_config(g_state))
     g = Generator(**cfg)
@@ -426,7 +426,7 @@ def run_ccn(settings: CCNSettings) -> Path:
     d = d.to(dev)
     step = 0
     if s.resume and (out / "checkpoint.pt").exists():
-        ck = torch.load(out / "checkpoint.pt", map_location=dev, weights_only=False)
+        ck = load_checkpoint(out / "checkpoint.pt", dev, needs=("g", "g_ema", "d", "g_optim", "d_optim", "step"))
         g.load_state_dict(ck["g"])
         g_ema.load_state_dict(ck["g_ema"])
         d.load_state_dict(ck["d"])

@@ -296,7 +296,9 @@ class Distiller:
         return save_checkpoint(self.state(), self.out / "checkpoint.pt")
 
     def load(self, path: Path) -> None:
-        st = torch.load(path, map_location=self.dev, weights_only=False)
+        from ._util import load_checkpoint  # tensors and plain data only: a shared .pt cannot run code
+
+        st = load_checkpoint(path, self.dev, needs=("G", "opt", "step", "elapsed", "init", "rng", "torch_rng"))
         self.G.load_state_dict(st["G"])
         self.opt.load_state_dict(st["opt"])
         self.step, self.elapsed, self.init = st["step"], st["elapsed"], st["init"]

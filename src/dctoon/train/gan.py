@@ -46,8 +46,8 @@ import torch.nn.functional as F
 from dctoon.errors import InputError
 from dctoon.network import config_of
 
-from ._util import (LANDMARKS_FILE, dataset_files, holdout_split, log_step, read_bgr, relative, save_checkpoint,
-                    square)
+from ._util import (LANDMARKS_FILE, dataset_files, holdout_split, load_checkpoint, log_step, read_bgr, relative,
+                    save_checkpoint, square)
 from .settings import TTNSettings
 
 from .losses import (ContentLoss, PatchDiscriminator, abstraction, outline_mask, paired_losses, shift_loss,
@@ -286,7 +286,7 @@ class Trainer:
         return save_checkpoint(self.state(), path or self.out / "checkpoint.pt")
 
     def load(self, path: Path) -> None:
-        st = torch.load(path, map_location=self.dev, weights_only=False)
+        st = load_checkpoint(path, self.dev, needs=("G", "Ds", "Dt", "opt_g", "opt_d", "step", "settings"))
         self.G.load_state_dict(st["G"])
         self.Ds.load_state_dict(st["Ds"])
         self.Dt.load_state_dict(st["Dt"])
@@ -506,9 +506,7 @@ def train_ttn(settings: TTNSettings) -> Path:
 
 
 def load_generator(checkpoint: str | Path) -> tuple[Generator, dict]:
-    if not Path(checkpoint).is_file():
-        raise InputError(f"{checkpoint}: no such checkpoint")
-    st = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    st = load_checkpoint(checkpoint, needs=("G", "settings", "step"))
     g = Generator(*config_of(st["G"]))  # any width: a distilled student is narrower
     g.load_state_dict(st["G"])
     return g.eval(), st
