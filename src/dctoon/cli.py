@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import DctoonError, InputError
+from .errors import DctoonError, InputError, check_range
 
 
 def _add_style_options(p: argparse.ArgumentParser, strength: bool = True) -> None:
@@ -22,13 +22,16 @@ def _add_style_options(p: argparse.ArgumentParser, strength: bool = True) -> Non
     if strength:  # the web app has sliders instead
         _add_strength_options(p)
     p.add_argument("--max-side", type=int, metavar="PX",
-                   help="downscale so the longest side is at most PX (default: keep the input's resolution, up "
-                        "to this machine's budget of 50 MP per picture: larger ones are refused from the header)")
+                   help="downscale so the longest side is at most PX, 8 to 65500 (default: keep the input's "
+                        "resolution, up to this machine's budget of 50 MP per picture: larger ones are refused from "
+                        "the header)")
     p.add_argument("--no-faces", action="store_true",
                    help="whole frame with the background model only (no face detection / head model)")
     p.add_argument("--min-face", type=int, default=40, metavar="PX",
-                   help="faces smaller than PX are left to the background model (default: 40)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for inference (default: all cores)")
+                   help="faces smaller than PX (1 to 65500) are left to the background model (default: 40)")
+    p.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="CPU threads for inference, 0 (all cores, the default) up to this machine's cores (more "
+                        "is capped, with a note)")
     _add_device_option(p)
 
 
@@ -45,9 +48,9 @@ def _add_device_option(p: argparse.ArgumentParser) -> None:
 def _add_strength_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strength", type=float, default=1.0, metavar="S",
                    help="how much cartoon, 0 (the photo) to 1 (the style as trained, default)")
-    p.add_argument("--face-strength", type=float, metavar="S", help="strength for faces (default: --strength)")
+    p.add_argument("--face-strength", type=float, metavar="S", help="strength for faces, 0 to 1 (default: --strength)")
     p.add_argument("--background-strength", type=float, metavar="S",
-                   help="strength for the rest of the frame (default: --strength)")
+                   help="strength for the rest of the frame, 0 to 1 (default: --strength)")
 
 
 def _add_frame_options(p: argparse.ArgumentParser, what: str) -> None:
@@ -63,20 +66,26 @@ def _add_frame_options(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def _settings(args):
+    """The per-job options, range-checked (one line, before any model loads)."""
     from .pipeline import Settings
 
-    if args.max_side is not None and args.max_side < 8:
-        raise InputError("--max-side must be at least 8")
     return Settings(max_side=args.max_side, faces=not args.no_faces, min_face=args.min_face,
                     part=getattr(args, "part", "all"), backdrop=getattr(args, "backdrop", None),
                     crop=getattr(args, "crop", None), strength=args.strength, face_strength=args.face_strength,
                     background_strength=args.background_strength)
 
 
+def _threads(args) -> int:
+    from .runtime import cap_threads
+
+    return cap_threads(args.threads)
+
+
 def _load(args):
     from .pipeline import load
 
-    return load(args.style, _settings(args), threads=args.threads, device=args.device)
+    settings, threads = _settings(args), _threads(args)
+    return load(args.style, settings, threads=threads, device=args.device)
 
 
 def cmd_image(args) -> int:
@@ -126,7 +135,7 @@ def _all_styles(args, paths: list[Path]) -> int:
 
     plan = plan_outputs(paths, Path(args.output) if args.output else None, lambda src: image_name(src, "all", False),
                         IMAGE_SUFFIXES, "an image")
-    styles = load_all(_settings(args), args.threads, args.device)
+    styles = load_all(_settings(args), _threads(args), args.device)
     for src, dst in zip(paths, plan):
         write_image(dst, all_styles(read_image(src, max_side=args.max_side), styles))
         print(dst)
@@ -137,10 +146,11 @@ def cmd_video(args) -> int:
     import signal
 
     from .outputs import plan_outputs, video_name
-    from .video import ANIMATION_FORMATS, OUTPUT_FORMATS, check_span, remove_stale_partials
+    from .video import ANIMATION_FORMATS, OUTPUT_FORMATS, check_encoding, check_span, remove_stale_partials
 
     src = Path(args.input)
     check_span(args.start, args.end)
+    check_encoding(args.crf, args.preset, args.detect_every, args.blend)
     cartoonizer = _load(args)
     style = Path(cartoonizer.style.name).stem
     dst = plan_outputs([src], Path(args.output) if args.output else None, lambda s: video_name(s, style),
@@ -175,14 +185,15 @@ def cmd_batch(args) -> int:
     import signal
 
     from .batch import BatchOptions, printer, run
+    from .video import check_encoding
 
-    for name in ("workers", "retries"):
-        if getattr(args, name) < 0:
-            raise InputError(f"--{name} must be 0 or more")
-    if not args.segment > 0 or not args.warmup >= 0:
-        raise InputError("--segment must be more than 0 seconds and --warmup 0 or more")
+    check_range("--workers", args.workers, 0, 1024)
+    check_range("--retries", args.retries, 0, 100)
+    check_range("--segment", args.segment, 0.5, 3600)
+    check_range("--warmup", args.warmup, 0, 60)
+    check_encoding(args.crf, args.preset)
     options = BatchOptions(style=args.style, settings=_settings(args), workers=args.workers,
-                           threads=args.threads, device=args.device, retries=args.retries, segment=args.segment,
+                           threads=_threads(args), device=args.device, retries=args.retries, segment=args.segment,
                            warmup=args.warmup,
                            crf=args.crf, preset=args.preset, address=args.address)
 
@@ -272,13 +283,17 @@ def cmd_demo(args) -> int:
 def cmd_serve(args) -> int:
     from .web import Limits, _gradio, serve
 
+    check_range("--port", args.port, 1, 65535)
+    check_range("--max-megapixels", args.max_megapixels, 0.01, 1000)
+    for name in ("max_video_seconds", "max_live_seconds"):  # NaN or infinity would be no limit at all
+        check_range(f"--{name.replace('_', '-')}", getattr(args, name), 0.01, 86400)
     _gradio()  # without the web extra: the install hint, before anything claims to be serving
     limits = Limits(max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds,
                     max_megapixels=args.max_megapixels, max_live_seconds=args.max_live_seconds,
                     max_side=args.max_side, concurrency=args.concurrency, queue_size=args.queue_size)
     print(f"dctoon: serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
     serve(args.host, args.port, args.style, faces=not args.no_faces, min_face=args.min_face,
-          threads=args.threads, device=args.device, limits=limits)
+          threads=_threads(args), device=args.device, limits=limits)
     return 0
 
 
@@ -324,15 +339,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", type=float, metavar="S", help="stop at S seconds of the input")
     p.add_argument("--crf", type=int, default=20, metavar="N",
                    help="H.264 quality, 0 (lossless) to 51 (worst); default 20")
-    p.add_argument("--preset", default="veryfast", help="x264 speed preset (default: veryfast)")
+    p.add_argument("--preset", default="veryfast", help="x264 speed preset, ultrafast to placebo (default: veryfast)")
     p.add_argument("--keep-partial", action="store_true",
                    help="on Ctrl-C/kill, keep the frames done so far as a playable file")
     p.add_argument("--no-temporal", action="store_true",
                    help="stylize every frame independently (no tracking, smoothing or blending)")
     p.add_argument("--detect-every", type=int, default=3, metavar="K",
-                   help="run the face detector every K frames, track in between (default: 3)")
+                   help="run the face detector every K frames (1 or more), track in between (default: 3)")
     p.add_argument("--blend", type=float, default=0.8, metavar="A",
-                   help="temporal blending strength 0..1 against flicker (default: 0.8; 0 disables)")
+                   help="temporal blending strength 0 to 0.99 against flicker (default: 0.8; 0 disables)")
     p.add_argument("--side-by-side", action="store_true", help="write input | output side by side")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_video)
@@ -350,15 +365,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_frame_options(p, "video")
     p.add_argument("--address", metavar="ADDR", help="an existing Ray cluster (auto, HOST:PORT, ray://...)")
     p.add_argument("--workers", type=int, default=0, metavar="N",
-                   help="models loaded at once, each with an equal share of the CPUs (default: one per CPU)")
+                   help="models loaded at once (0 to 1024), each with an equal share of the CPUs (default 0: one per "
+                        "CPU)")
     p.add_argument("--retries", type=int, default=2, metavar="N",
-                   help="tries after a failure, for each item (bad input is not retried; default: 2)")
+                   help="tries after a failure, 0 to 100, for each item (bad input is not retried; default: 2)")
     p.add_argument("--segment", type=float, default=10.0, metavar="S",
-                   help="videos are cut into pieces of about S seconds at keyframes (default: 10)")
+                   help="videos are cut into pieces of about S seconds (0.5 to 3600) at keyframes (default: 10)")
     p.add_argument("--warmup", type=float, default=1.0, metavar="S",
-                   help="seconds before each piece that are stylized but not written (default: 1)")
-    p.add_argument("--crf", type=int, default=20, metavar="N", help="H.264 quality for videos (default: 20)")
-    p.add_argument("--preset", default="veryfast", help="x264 speed preset (default: veryfast)")
+                   help="seconds (0 to 60) before each piece that are stylized but not written (default: 1)")
+    p.add_argument("--crf", type=int, default=20, metavar="N",
+                   help="H.264 quality for videos, 0 (lossless) to 51 (default: 20)")
+    p.add_argument("--preset", default="veryfast", help="x264 speed preset, ultrafast to placebo (default: veryfast)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_batch)
 
@@ -375,19 +392,22 @@ def build_parser() -> argparse.ArgumentParser:
                                    "every button is also a named API endpoint (gradio_client).")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default: 127.0.0.1, this machine only; 0.0.0.0 for the network)")
-    p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    p.add_argument("--port", type=int, default=7860, help="port, 1 to 65535 (default: 7860)")
     _add_style_options(p, strength=False)
     p.add_argument("--concurrency", type=int, default=1, metavar="N",
-                   help="jobs running at once (default: 1; each job uses every core)")
-    p.add_argument("--queue-size", type=int, default=16, metavar="N", help="jobs waiting at most (default: 16)")
-    p.add_argument("--max-upload-mb", type=int, default=200, metavar="MB", help="largest upload (default: 200)")
+                   help="jobs running at once, 1 or more (default: 1; each job uses every core)")
+    p.add_argument("--queue-size", type=int, default=16, metavar="N",
+                   help="jobs waiting at most, 1 or more (default: 16)")
+    p.add_argument("--max-upload-mb", type=int, default=200, metavar="MB",
+                   help="largest upload, 1 or more (default: 200)")
     p.add_argument("--max-megapixels", type=float, default=16, metavar="MP",
-                   help="largest photo one job stylizes, in megapixels (default: 16; bigger ones are refused at"
-                        " once from the header, or decoded reduced to the size the user picks)")
+                   help="largest photo one job stylizes, in megapixels, 0.01 to 1000 (default: 16; bigger ones are"
+                        " refused at once from the header, or decoded reduced to the size the user picks)")
     p.add_argument("--max-video-seconds", type=float, default=60, metavar="S",
-                   help="longest video span one job may stylize (default: 60)")
+                   help="longest video span one job may stylize, 0.01 to 86400 (default: 60)")
     p.add_argument("--max-live-seconds", type=float, default=300, metavar="S",
-                   help="processing time one live camera stream may take before it stops (default: 300)")
+                   help="processing time one live camera stream may take before it stops, 0.01 to 86400"
+                        " (default: 300)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("train", help="train your own style (needs the train extra: PyTorch)",

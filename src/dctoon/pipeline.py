@@ -16,9 +16,12 @@ import numpy as np
 
 from .face import Face, FaceDetector, align, alignment_matrix, blend_mask
 from .matte import Backdrop, blend, check_part, needs_mask, parse_backdrop
-from .errors import InputError
+from .errors import check_range
 from .model import TTN, Mix
+from .runtime import cap_threads
 from .styles import Style, resolve
+
+MAX_SIDE = 65_500  # --max-side and --min-face: more than any picture a decoder here would open
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,16 @@ class Settings:
         pick = (lambda v: self.strength if v is None else v)
         return pick(self.face_strength), pick(self.background_strength)
 
+    def __post_init__(self):
+        """Numbers out of range fail here, in one line, before any model loads."""
+        if self.max_side is not None:
+            check_range("--max-side", self.max_side, 8, MAX_SIDE)
+        check_range("--min-face", self.min_face, 1, MAX_SIDE)
+        for name in ("strength", "face_strength", "background_strength"):
+            v = getattr(self, name)
+            if v is not None:
+                check_range(name.replace("_", "-"), v, 0.0, 1.0)
+
 
 @dataclass
 class Cartoonizer:
@@ -62,6 +75,8 @@ class Cartoonizer:
     device: str = "auto"
 
     def __post_init__(self):
+        self.threads = cap_threads(self.threads)
+
         def ttns(style: Style) -> tuple[TTN, TTN]:
             head = TTN(style.head, self.threads, self.tile, device=self.device)
             same = style.background.resolve() == style.head.resolve()
@@ -80,10 +95,6 @@ class Cartoonizer:
     def _derive(self) -> None:
         """Parse the settings that need it once (bad values fail here, before any work)."""
         s = self.settings
-        for name in ("strength", "face_strength", "background_strength"):
-            v = getattr(s, name)
-            if v is not None and not 0.0 <= v <= 1.0:
-                raise InputError(f"{name.replace('_', '-')} must be between 0 and 1, got {v}")
         self.backdrop = parse_backdrop(s.backdrop) if s.backdrop else None
         check_part(s.part, self.backdrop)
         self.aspect = None

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
-from .errors import InputError, ModelError
+from .errors import InputError, ModelError, check_range
 
 DEVICES = ("auto", "cpu", "openvino", "cuda", "tensorrt")
 CPU_DEVICES = ("cpu", "openvino")  # devices that run on the CPU alone: no GPU provider, no GPU share
@@ -45,6 +46,20 @@ def providers(device: str = "cpu", available: list[str] | None = None) -> list:
 
     trt = {"trt_fp16_enable": True, "trt_engine_cache_enable": True, "trt_engine_cache_path": str(engines_dir())}
     return [("TensorrtExecutionProvider", trt)] + cuda + cpu
+
+
+def cap_threads(threads: int) -> int:
+    """``threads`` within this machine's cores (0: all of them), with a note on stderr when capped:
+    more only oversubscribes, and a huge number exhausts the machine's thread limit for every
+    process. Negative is refused."""
+    import sys
+
+    check_range("--threads", threads, 0)
+    cores = os.cpu_count() or 1
+    if threads > cores:
+        print(f"dctoon: note: --threads {threads} is more than this machine's {cores} cores: using {cores}",
+              file=sys.stderr)
+    return min(int(threads), cores)
 
 
 def session(model: bytes | str | Path, threads: int = 0, *, helper: bool = False, what: str = "the model",

@@ -33,14 +33,15 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import InputError, Interrupted
+from ..errors import InputError, Interrupted, check_range
 from .animation import ANIMATION_FORMATS, animate
 from .reader import check_span, keyframes, open_span, probe
 from .stages import END, Decoder, Encoder
 from .temporal import FrameStylizer
-from .writer import OUTPUT_FORMATS, VideoWriter, output_format, remove_stale_partials
+from .writer import OUTPUT_FORMATS, PRESETS, VideoWriter, output_format, remove_stale_partials
 
-__all__ = ["ANIMATION_FORMATS", "OUTPUT_FORMATS", "FrameStylizer", "VideoResult", "check_span", "join_pieces",
+__all__ = ["ANIMATION_FORMATS", "OUTPUT_FORMATS", "FrameStylizer", "VideoResult", "check_encoding", "check_span",
+           "join_pieces",
            "keyframes", "probe", "remove_stale_partials", "stylize_video"]
 
 
@@ -98,11 +99,11 @@ def stylize_video(
 
     src, dst = Path(src), Path(dst)
     if dst.suffix.lower() in ANIMATION_FORMATS:
-        return animate(lambda mp4: stylize_video(
-            cartoonizer, src, mp4, start=start, end=end, crf=min(crf, 16), preset=preset, progress=progress,
+        return animate(lambda mp4, until: stylize_video(
+            cartoonizer, src, mp4, start=start, end=until, crf=min(crf, 16), preset=preset, progress=progress,
             bar=bar, temporal=temporal, detect_every=detect_every, blend=blend, audio=False,
             side_by_side=side_by_side), src, dst, start, end)
-    _check_options(cartoonizer, src, dst, start, end, crf, detect_every, blend)
+    _check_options(cartoonizer, src, dst, start, end, crf, preset, detect_every, blend)
     if not (warmup >= 0 and math.isfinite(warmup)):
         raise InputError(f"warmup must be 0 or more seconds, got {warmup}")
     show = sys.stderr.isatty() if bar is None else bar
@@ -238,16 +239,21 @@ def join_pieces(src: str | os.PathLike, pieces: list[VideoResult], dst: str | os
     return VideoResult(path, writer.written, writer.last_end, writer.size, writer.audio, origin=origin)
 
 
-def _check_options(cartoonizer, src: Path, dst: Path, start, end, crf: int, detect_every: int, blend: float) -> None:
+def check_encoding(crf: int, preset: str, detect_every: int = 1, blend: float = 0.0) -> None:
+    """The video options that need no input: checked by the CLI before any model loads."""
+    check_range("--crf", crf, 0, 51)
+    if preset not in PRESETS:
+        raise InputError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    check_range("--detect-every", detect_every, 1)
+    check_range("--blend", blend, 0.0, 0.99)
+
+
+def _check_options(cartoonizer, src: Path, dst: Path, start, end, crf: int, preset: str, detect_every: int,
+                   blend: float) -> None:
     output_format(dst)
     if dst.exists() and dst.resolve() == src.resolve():
         raise InputError(f"{dst}: refusing to overwrite the input")
-    if not 0 <= crf <= 51:
-        raise InputError(f"crf must be between 0 and 51, got {crf}")
-    if detect_every < 1:
-        raise InputError(f"detect_every must be >= 1, got {detect_every}")
-    if not 0 <= blend < 1:
-        raise InputError(f"blend must be in [0, 1), got {blend}")
+    check_encoding(crf, preset, detect_every, blend)
     check_span(start, end)
     if cartoonizer.backdrop is not None and cartoonizer.backdrop.kind == "transparent":
         raise InputError("a transparent background needs an image output (PNG); for video choose blur, "

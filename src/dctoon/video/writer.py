@@ -15,6 +15,7 @@ from ..images import publish, temp_beside, write_error
 from .reader import short_error
 
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 # Audio codecs each output container takes as-is; anything else is re-encoded to AAC.
 COPYABLE = {
     "mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"},
