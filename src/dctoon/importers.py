@@ -41,7 +41,14 @@ class ImportedTTN:
 
 
 def read_tflite(path: Path) -> ImportedTTN:
-    g = TFLiteGraph(path)
+    """A .tflite generator's weights; a truncated or damaged file (offsets past its end) is one line."""
+    try:
+        return _tflite_weights(TFLiteGraph(path), path)
+    except (struct.error, IndexError, ValueError, UnicodeDecodeError, KeyError):
+        raise ModelError(f"{path}: a damaged or truncated TFLite model (its tables point past its end)") from None
+
+
+def _tflite_weights(g: TFLiteGraph, path: Path) -> ImportedTTN:
     kernels, biases, radius, eps = [], [], network.DEFAULT_RADIUS, network.DEFAULT_EPS
     for op in g.ops:
         ins = op.inputs
@@ -112,6 +119,8 @@ def read_any(path: Path) -> ImportedTTN:
         raise ModelError(f"{path}: empty model file")
     if head[4:8] == b"TFL3":
         return read_tflite(path)
+    if path.suffix.lower() == ".tflite":
+        raise ModelError(f"{path}: not a TFLite model (no TFL3 identifier)")
     if path.suffix == ".onnx":
         import onnx
 

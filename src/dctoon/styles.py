@@ -56,6 +56,7 @@ BUILTIN_DIR = Path(__file__).parent / "builtin"
 CARD = "style.json"
 MODEL_SUFFIXES = (".onnx", ".tflite", ".pb")
 IGNORED_STEMS = ("detector", "keypoints")  # the official face detector / landmark graphs: not styles
+MAX_MIX = 8  # parts of a style mixture: each is its own pair of models in memory (20 parts: 1.9 GB)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -188,8 +189,11 @@ def _suggest(s: str, names) -> str:
 def parse_mix(spec: str) -> list[tuple[str, float]]:
     """``a+b:0.3`` -> [(a, 0.7), (b, 0.3)]: styles joined by ``+``, each with an optional ``:weight``;
     those without one share what the others leave, so the weights sum to 1."""
+    items = spec.split("+")
+    if len(items) > MAX_MIX:  # every part is its own pair of loaded models
+        raise ModelError(f"style mix of {len(items)} parts: at most {MAX_MIX}")
     parts = []
-    for item in spec.split("+"):
+    for item in items:
         name, _, w = item.strip().rpartition(":") if ":" in item else (item.strip(), "", "")
         try:
             weight = float(w) if w else None
@@ -215,13 +219,13 @@ def resolve(style: str | os.PathLike) -> Style:
     (``anime+3d:0.3``, see :func:`parse_mix`)."""
     s = str(style)
     path = Path(s).expanduser()
-    if "+" in s and not path.exists():
+    if "+" in s and not _exists(path):
         parts = [(resolve(name), w) for name, w in parse_mix(s)]
         first = parts[0][0]
         name = "+".join(st.name for st, _ in parts)
         card = {"description": "a mixture of " + ", ".join(f"{st.name} {w:.0%}" for st, w in parts)}
         return Style(name, first.head, first.background, card, None, tuple(parts))
-    if path.exists():
+    if _exists(path):
         if path.is_dir():
             return _style_from_folder(path)
         if path.suffix not in MODEL_SUFFIXES:
@@ -240,6 +244,14 @@ def resolve(style: str | os.PathLike) -> Style:
         raise ModelError(f"unknown style '{s}': {hint}no style is installed; pass a model file or folder with "
                          "--style PATH (a .onnx, .tflite, or DCT-Net .pb), see `dctoon styles`")
     raise ModelError(f"unknown style '{s}': {hint}installed: {', '.join(styles)} (see `dctoon styles`)")
+
+
+def _exists(path: Path) -> bool:
+    """Whether a path exists; a name the filesystem cannot hold (a part over 255 bytes) does not."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def default_style() -> str:
