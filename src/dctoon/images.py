@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import warnings
@@ -40,11 +41,10 @@ def read_image(path: Path, max_side: int | None = None, max_pixels: int | None =
     path = check_input(path)
     budget = pixel_budget() if max_pixels is None else max_pixels
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = None  # our own limits below are the ones that apply
-            im = Image.open(path)
+        with _opened(path) as im:
             w, h = im.size
+            if im.format == "JPEG":
+                _check_jpeg_data(path, w, h)
             if max_side and max(w, h) > max_side and im.format == "JPEG":
                 im.draft(im.mode, (max(1, w * max_side // max(w, h)), max(1, h * max_side // max(w, h))))
                 w, h = im.size
@@ -57,6 +57,41 @@ def read_image(path: Path, max_side: int | None = None, max_pixels: int | None =
         reason = "not an image" if isinstance(e, UnidentifiedImageError) else f"cannot decode ({e})"
         raise InputError(f"{path}: {reason}") from None
     return to_rgb8(im, max_side)
+
+
+@contextlib.contextmanager
+def _opened(path: Path):
+    """A PIL image opened lazily (header only) with Pillow's own pixel limit and its two-line
+    DecompressionBombWarning off: this module's limits are the ones that apply, in one line."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        Image.MAX_IMAGE_PIXELS = None
+        with Image.open(path) as im:
+            yield im
+
+
+def _check_jpeg_data(path: Path, w: int, h: int) -> None:
+    """A JPEG whose header promises more pixels than its data can hold is refused before decoding:
+    Huffman coding spends at least one bit on every 8x8 block, so a file of N bytes holds at most
+    8N blocks. (Decoded anyway, the missing data comes out as flat grey after minutes of work.)
+    Arithmetic-coded JPEGs (SOF9-SOF15) have no such floor and are left to the decoder."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+        size = f.seek(0, os.SEEK_END)
+    i = 2
+    while i + 4 <= len(head) and head[i] == 0xFF:
+        marker, length = head[i + 1], int.from_bytes(head[i + 2:i + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3):
+            blocks = -(-w // 8) * -(-h // 8)
+            if blocks > 8 * size:
+                raise InputError(f"{path}: a damaged JPEG: its header says {w}x{h}, more than its {size:,} bytes"
+                                 " of data can hold")
+            return
+        if marker == 0xDA:  # start of scan: no frame header before it
+            return
+        i += 2 + length
 
 
 def _check_pixels(path: Path, w: int, h: int, max_side: int | None, budget: int, fmt: str | None) -> None:
@@ -75,10 +110,8 @@ def image_header(path: Path) -> tuple[bool, int]:
     """(has transparency, frames) of an image file from its header, without decoding it; an
     animated GIF, WebP or PNG has several frames. (False, 1) when it cannot be read: reading it
     properly reports the problem later, in one line."""
-    from PIL import Image
-
     try:
-        with Image.open(path) as im:
+        with _opened(path) as im:
             alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
             return alpha, int(getattr(im, "n_frames", 1))
     except Exception:  # noqa: BLE001
