@@ -4,11 +4,12 @@ batch mode name their outputs the same way."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
 from .errors import InputError
-from .images import IMAGE_SUFFIXES
+from .images import IMAGE_SUFFIXES, temp_beside
 
 
 def image_name(src: Path, style: str, alpha: bool) -> str:
@@ -36,6 +37,9 @@ def plan_outputs(paths: list[Path], out: Path | None, name: Callable[[Path], str
     of ``name(input)``, an earlier output there kept by numbering the new one. Clashes (an output that
     is an input, two outputs with one name) are refused in one line."""
     as_file = out is not None and not out.is_dir() and out.suffix.lower() in suffixes
+    if len(paths) == 1 and out is not None and not out.exists() and out.suffix and not as_file:
+        raise InputError(f"-o {out}: '{out.suffix}' is not a format for {what} (use one of {', '.join(suffixes)}),"
+                         " and a new folder is not made from a name with an extension")
     if len(paths) > 1 and out is not None and (as_file or out.is_file()):
         raise InputError(f"-o {out}: {len(paths)} inputs need an output folder, not a file name")
     if out is not None and out.is_file() and not as_file:
@@ -60,7 +64,17 @@ def plan_outputs(paths: list[Path], out: Path | None, name: Callable[[Path], str
                              " separate -o folders")
         taken[key] = src
         plan.append(dst)
+    for folder in {dst.parent: dst for dst in plan}.values():
+        _check_writable(folder)
     return plan
+
+
+def _check_writable(dst: Path) -> None:
+    """A temp file made and removed beside ``dst``: a folder that cannot be written is refused
+    before any work, not after the stylizing."""
+    fd, tmp = temp_beside(dst, ".tmp")
+    os.close(fd)
+    os.unlink(tmp)
 
 
 
