@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..images import publish, temp_beside
-from .reader import probe
+from .reader import measured_duration, probe
 
 ANIMATION_FORMATS = (".gif", ".webp")
 MAX_SECONDS = 30.0   # longer clips belong in a video file
@@ -28,18 +28,21 @@ MAX_BYTES = 8 << 20  # fits the upload limits of the common messengers
 
 
 def animate(make_mp4, src: Path, dst: Path, start: float | None, end: float | None):
-    """``make_mp4(path)`` stylizes the clip into an H.264 file (returns its VideoResult); the result
-    becomes the animation ``dst``. Returns the VideoResult describing ``dst``."""
-    duration = probe(src)["duration"]
+    """``make_mp4(path, end)`` stylizes the clip up to ``end`` into an H.264 file (returns its
+    VideoResult); the result becomes the animation ``dst``. Returns the VideoResult describing ``dst``."""
+    cap = (start or 0) + MAX_SECONDS + 1e-3
+    known = probe(src)["duration"]
+    duration = known or measured_duration(src, cap)  # a container that does not say: its packets, up to the cap
     length = (min(end, duration) if end else duration) - (start or 0)
     if length > MAX_SECONDS + 1e-3:
         raise InputError(f"{dst}: {dst.suffix[1:].upper()} is for short clips (at most {MAX_SECONDS:g} s, this "
-                         f"span is {length:.1f} s): trim it with --start/--end, or write an .mp4")
+                         f"span is {f'{length:.1f} s' if known else 'longer'}): trim it with --start/--end, or"
+                         " write an .mp4")
     fd, name = temp_beside(dst, ".partial.mp4")
     os.close(fd)
     mp4 = Path(name)
     try:
-        result = make_mp4(mp4)
+        result = make_mp4(mp4, min(end, cap) if end else cap)  # the cap holds while decoding too
         frames, durations = _sample(mp4, FPS)
         side, fps = SIDE, FPS
         while True:
@@ -66,13 +69,20 @@ def _sample(mp4: Path, fps: float) -> tuple[list[np.ndarray], list[int]]:
     stays the clip's length)."""
     import av
 
+    import cv2
+
     times, frames, due = [], [], 0.0
     with av.open(str(mp4)) as c:
         for f in c.decode(video=0):
             t = float(f.pts * f.time_base)
+            if t > MAX_SECONDS + 1e-3:  # at most MAX_SECONDS * fps frames, each at most SIDE: bounded memory
+                break
             if t >= due - 1e-6:  # the first frame at or after each tick of a 1/fps clock
                 times.append(t)
-                frames.append(f.to_ndarray(format="rgb24"))
+                rgb = f.to_ndarray(format="rgb24")
+                h, w = _fit(rgb.shape[:2], SIDE)
+                frames.append(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA) if (h, w) != rgb.shape[:2]
+                              else rgb)
                 due = max(due + 1.0 / fps, t)
         end = float(c.streams.video[0].duration * c.streams.video[0].time_base) if c.streams.video[0].duration \
             else (times[-1] + 1.0 / fps)

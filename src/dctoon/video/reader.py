@@ -141,6 +141,23 @@ def even(bgr: np.ndarray) -> np.ndarray:
     return bgr
 
 
+def measured_duration(path: Path, until: float) -> float:
+    """The video's length from its packets (nothing is decoded), read only up to ``until`` seconds:
+    for a stream whose container does not say (a live-written Matroska), so a cap cannot be escaped."""
+    container = open_video(path)
+    try:
+        vs = video_stream(container)
+        last = 0.0
+        for p in container.demux(vs):
+            if p.pts is not None:
+                last = max(last, float((p.pts + (p.duration or 0)) * vs.time_base))
+                if last > until:
+                    break
+        return last
+    finally:
+        container.close()
+
+
 def keyframes(path: Path) -> list[float]:
     """The input times (seconds) of the video's keyframes, from the packets alone (nothing is
     decoded): where it can be cut into pieces that decode on their own."""
