@@ -37,6 +37,7 @@ from .video.writer import remove_stale_partials
 
 MANIFEST = "batch.json"
 PIECES = ".dctoon-pieces"  # the pieces of videos in progress, inside the output folder
+LOCK = ".dctoon-batch.lock"  # held by the run writing into the folder; holds its pid
 
 
 @dataclass(frozen=True)
@@ -379,17 +380,42 @@ def run(inputs: list[str], out: str | os.PathLike, options: BatchOptions = Batch
         bar: bool | None = None, log=None) -> Report:
     """Stylize every image and video in ``inputs`` into the folder ``out`` on Ray; see the module
     docstring. ``log(line, err=False)`` gets one line per finished item (errors and notes with
-    ``err=True``; default :func:`printer`); returns what happened."""
-    from tqdm import tqdm
-
-    from .pipeline import load
-
-    log = log or printer()
+    ``err=True``; default :func:`printer`); returns what happened. One run at a time per ``out``."""
     paths = collect(inputs)
     if not paths:
         raise InputError("no input images or videos found")
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out):
+        return _run(paths, out, options, bar, log or printer())
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path):
+    """One batch at a time in an output folder: two would each do every item and replace each
+    other's outputs. A lock held while this run lasts (released by the system if it dies, so a killed
+    run never blocks the next); the second run is refused in one line naming the first's pid."""
+    from .video.writer import lock
+
+    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if not lock(fd, wait=False):
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise InputError(f"{out}: another dctoon batch (pid {pid}) is writing into this folder; wait for it to"
+                             " finish or choose another -o folder")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _run(paths: list[Path], out: Path, options: BatchOptions, bar: bool | None, log) -> Report:
+    """:func:`run` once this run holds the output folder."""
+    from tqdm import tqdm
+
+    from .pipeline import load
+
     probe_c = load(options.style, options.settings, threads=1)  # checks the style and settings in one line, here
     style = Path(probe_c.style.name).stem
     transparent = probe_c.backdrop is not None and probe_c.backdrop.kind == "transparent"
