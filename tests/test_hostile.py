@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FP16, IMAGES, VIDEOS, need, one_line_error, run, start_server, stop_server
+from conftest import FP16, IMAGES, OFFICIAL, VIDEOS, need, one_line_error, run, start_server, stop_server
 
 
 def _jpeg(path: Path, side: int = 48, value: int = 120) -> Path:
@@ -198,6 +199,174 @@ CLI_CASES = [
 ]
 
 
+# ------------------------------------------------------------------------------------------------
+# hardening, round two (#33): what a shared file or a careless option could do
+
+
+class _RunsCode:
+    """Pickled, it calls ``os.system(command)`` when loaded: what a hostile shared .pt file holds."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def _evil_checkpoint(tmp: Path, name: str = "evil.pt") -> Path:
+    torch = pytest.importorskip("torch", reason="needs the train extra (PyTorch)")
+    path = tmp / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"G": _RunsCode(f"touch {tmp / 'pwned'}"), "g_ema": _RunsCode(f"touch {tmp / 'pwned'}"),
+                "settings": {}, "step": 0}, path)
+    return path
+
+
+def _code_never_ran(tmp: Path) -> None:
+    assert not (tmp / "pwned").exists(), "the checkpoint ran code"
+
+
+def _photos(tmp: Path, n: int = 4) -> Path:
+    rng = np.random.default_rng(1)
+    for k in range(n):
+        _jpeg(tmp / "photos" / f"p{k}.jpg", 64, int(rng.integers(40, 200)))
+    return tmp / "photos"
+
+
+def _corrupt_photos(tmp: Path) -> Path:
+    folder = tmp / "corrupt"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    for k in range(3):
+        (folder / f"c{k}.jpg").write_bytes(rng.integers(0, 256, 2000, dtype=np.uint8).tobytes())
+    return folder
+
+
+def _resume_from(tmp: Path, command: str) -> list:
+    """``train COMMAND --resume`` in a run folder whose checkpoint.pt is hostile."""
+    _evil_checkpoint(tmp / "run", "checkpoint.pt")
+    (tmp / "pwned").unlink(missing_ok=True)
+    photos = _photos(tmp)
+    if command == "ttn":
+        return ["train", "ttn", "--photos", photos, "--styles", photos, "--out", tmp / "run", "--resume",
+                "--steps", "1", "--batch", "1", "--res", "32"]
+    return ["train", "distill", "--teacher", need(FP16), "--photos", photos, "--out", tmp / "run", "--resume",
+            "--steps", "1", "--batch", "1", "--res", "32", "--pool", "2", "--pool-size", "64", "--threads", "1"]
+
+
+def _lying_jpeg(tmp: Path, side: int) -> Path:
+    """A real ~25 KB 512x512 JPEG whose frame header (SOF0) says ``side`` x ``side``."""
+    import struct
+
+    path = tmp / f"lies-{side}.jpg"
+    Image.open(need(IMAGES / "portrait-512.jpg")).convert("RGB").resize((512, 512)).save(path, quality=70)
+    data = bytearray(path.read_bytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", side, side)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _mix(n: int) -> str:
+    return "+".join([str(need(FP16))] * n)
+
+
+def _two_inputs_unwritable(tmp: Path) -> list:
+    return ["image", _jpeg(tmp / "a.jpg"), _jpeg(tmp / "b.jpg", value=30), "-o", _text(tmp / "file") / "out"]
+
+
+def _long_stream_as_gif(tmp: Path) -> list:
+    pytest.importorskip("av")
+    clip = _mkv_without_duration(tmp / "long.mkv", 35.0, side=32)
+    return ["video", clip, "-o", tmp / "out.gif", "--max-side", "32", "-q"]
+
+
+def _no_folder(name: str) -> Callable[[Path], None]:
+    def check(tmp: Path) -> None:
+        assert not (tmp / name).exists(), f"{name} was made"
+    return check
+
+
+def _truncated_official(tmp: Path) -> list:
+    data = need(OFFICIAL / "dctnet_anime.tflite").read_bytes()
+    (tmp / "anime.tflite").write_bytes(data[: len(data) // 2])
+    return ["styles", "import", tmp / "anime.tflite", "--name", "cut"]
+
+
+def _random_file(tmp: Path, name: str) -> Path:
+    (tmp / name).write_bytes(np.random.default_rng(3).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    return tmp / name
+
+
+def _distill(tmp: Path, *extra) -> list:
+    return ["train", "distill", "--teacher", need(FP16), "--photos", _photos(tmp), "--out", tmp / "run", *extra]
+
+
+ROUND_TWO = [
+    Case("train export of a checkpoint that runs code", lambda t: ["train", "export", _evil_checkpoint(t), "--out",
+                                                                   t / "style", "--name", "x"],
+         says="refused: the checkpoint holds a Python object", check=_code_never_ran),
+    Case("train average of checkpoints that run code", lambda t: ["train", "average", _evil_checkpoint(t),
+                                                                  _evil_checkpoint(t, "b.pt"), "--out", t / "s.pt"],
+         says="refused", check=_code_never_ran),
+    Case("train ttn --resume from a checkpoint that runs code", lambda t: _resume_from(t, "ttn"), says="refused",
+         check=_code_never_ran),
+    Case("train distill --resume from a checkpoint that runs code", lambda t: _resume_from(t, "distill"),
+         says="refused", check=_code_never_ran),
+    Case("train ccn --ckpt that runs code", lambda t: ["train", "ccn", "--styles", _photos(t), "--ckpt",
+                                                       _evil_checkpoint(t), "--out", t / "run", "--steps", "1"],
+         says="refused", check=_code_never_ran),
+    Case("train export of random bytes", lambda t: ["train", "export", _random_file(t, "x.pt"), "--out", t / "s",
+                                                    "--name", "x"], says="not a PyTorch checkpoint"),
+    Case("--threads -3", lambda t: ["image", _jpeg(t / "a.jpg"), "-o", t / "out", "--threads", "-3"],
+         says="--threads must be at least 0"),
+    Case("--min-face -1", lambda t: ["image", _jpeg(t / "a.jpg"), "-o", t / "out", "--min-face", "-1"],
+         says="--min-face must be between 1"),
+    Case("--min-face 0 on a video", lambda t: ["video", need(VIDEOS / "talking-head-512-noaudio.mp4"), "-o",
+                                               t / "o.mp4", "--min-face", "0"], says="--min-face"),
+    Case("--style name over 255 characters", lambda t: ["image", _jpeg(t / "a.jpg"), "-o", t / "out", "--style",
+                                                        "a" * 300], says="unknown style"),
+    Case("a mixture of 100 parts", lambda t: ["image", _jpeg(t / "a.jpg"), "-o", t / "out", "--style", _mix(100)],
+         says="at most 8"),
+    Case("a mixture of 9 parts", lambda t: ["image", _jpeg(t / "a.jpg"), "-o", t / "out", "--style", _mix(9)],
+         says="at most 8", check=_nothing_in("out")),
+    Case("styles import of a truncated official .tflite", _truncated_official, says="truncated TFLite model"),
+    Case("random bytes named .tflite", lambda t: ["image", _jpeg(t / "a.jpg"), "-o", t / "out", "--style",
+                                                  _random_file(t, "x.tflite")], says="not a TFLite model"),
+    Case("train distill on a folder of corrupt images", lambda t: ["train", "distill", "--teacher", need(FP16),
+                                                                   "--photos", _corrupt_photos(t), "--out",
+                                                                   t / "run", "--pool", "4", "--threads", "1"],
+         says="not a readable image"),
+    Case("train distill --steps 0", lambda t: _distill(t, "--steps", "0"), says="--steps must be between 1",
+         check=_no_folder("run")),
+    Case("train distill --steps -5 --batch -1", lambda t: _distill(t, "--steps", "-5", "--batch", "-1"),
+         says="--steps", check=_no_folder("run")),
+    Case("train ttn --batch 0", lambda t: ["train", "ttn", "--photos", _photos(t), "--styles", t / "photos",
+                                           "--out", t / "run", "--batch", "0"], says="--batch",
+         check=_no_folder("run")),
+    Case("-o with an unknown extension", lambda t: ["image", _jpeg(t / "a.jpg"), "-o", t / "out.xyz"],
+         says="'.xyz' is not a format", check=_no_folder("out.xyz")),
+    Case("video -o with an unknown extension", lambda t: ["video", need(VIDEOS / "talking-head-512-noaudio.mp4"),
+                                                          "-o", t / "out.avi"], says="not a format",
+         check=_no_folder("out.avi")),
+    Case("bad --preset", lambda t: ["video", need(VIDEOS / "talking-head-512-noaudio.mp4"), "-o", t / "o.mp4",
+                                    "--preset", "nope", "--end", "0.2", "--max-side", "64", "-q"],
+         says="--preset must be one of"),
+    Case("a JPEG whose header says 7000x7000 over 25 KB", lambda t: ["image", _lying_jpeg(t, 7000), "-o",
+                                                                     t / "out"], says="damaged JPEG",
+         check=_nothing_in("out")),
+    Case("a JPEG whose header says 65000x65000, --max-side 512", lambda t: ["image", _lying_jpeg(t, 65000), "-o",
+                                                                            t / "out", "--max-side", "512"],
+         says="damaged JPEG", check=_nothing_in("out")),
+    Case("two inputs into a folder that cannot be made", _two_inputs_unwritable, says="cannot write there"),
+    Case("a 35 s stream without a duration as GIF", _long_stream_as_gif, says="at most 30 s",
+         check=lambda t: not (t / "out.gif").exists()),
+    Case("serve --port 0", lambda t: ["serve", "--port", "0"], says="--port must be between 1 and 65,535"),
+    Case("batch --retries 1000", lambda t: ["batch", _jpeg(t / "a.jpg"), "-o", t / "out", "--retries", "1000"],
+         says="--retries", check=_nothing_in("out")),
+]
+
+
 def _text(p: Path) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text("not an image\n")
@@ -219,7 +388,7 @@ def _prior(t: Path) -> Path:
     return t / "out"
 
 
-@pytest.mark.parametrize("case", CLI_CASES, ids=[c.name for c in CLI_CASES])
+@pytest.mark.parametrize("case", CLI_CASES + ROUND_TWO, ids=[c.name for c in CLI_CASES + ROUND_TWO])
 def test_cli_hostile_input(case: Case, tmp_path, capsys, fp16_model):
     work = tmp_path / "w"
     work.mkdir()
@@ -265,6 +434,61 @@ def test_serve_without_the_web_extra_says_so_first(tmp_path):
                        env=env, timeout=60)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 2 and len(lines) == 1 and "serving" not in r.stderr and "dctoon[web]" in lines[0]
+
+
+@pytest.mark.parametrize("asked", [(os.cpu_count() or 1) + 1, 100_000])
+def test_threads_beyond_the_cores_are_capped_with_a_note(asked, tmp_path, capsys, fp16_model):
+    code, _, err = run(["image", _jpeg(tmp_path / "a.jpg"), "-o", tmp_path / "out", "--style", fp16_model,
+                        "--threads", asked], capsys)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 0 and len(lines) == 1, err
+    assert f"--threads {asked} is more than this machine's {os.cpu_count()} cores" in lines[0]
+
+
+def test_help_states_the_ranges(capsys):
+    from dctoon.cli import build_parser
+
+    def help_of(*command) -> str:
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*command, "--help"])
+        return " ".join(capsys.readouterr().out.split())
+
+    image, distill = help_of("image"), help_of("train", "distill")
+    assert "up to this machine's cores" in image and "1 to 65500" in image and "8 to 65500" in image
+    assert "training steps (between 1 and 10,000,000)" in distill and "batch size (between 1 and 1,024)" in distill
+    assert "ultrafast to placebo" in help_of("video") and "1 to 65535" in help_of("serve")
+
+
+def test_a_pixel_bomb_with_max_side_prints_nothing_but_its_output(tmp_path, capsys, fp16_model):
+    code, out, err = run(["image", _png_bomb(tmp_path / "bomb.png"), "-o", tmp_path / "o.png", "--max-side", "64",
+                          "--style", fp16_model], capsys)
+    assert code == 0 and err.strip() == "" and out.strip() == str(tmp_path / "o.png"), err
+
+
+def test_two_batch_runs_into_one_folder_the_second_is_refused(tmp_path):
+    pytest.importorskip("ray", reason="needs the ray extra")
+    out = tmp_path / "out"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "dctoon", "batch", need(VIDEOS / "talking-head-512-noaudio.mp4"),
+               _jpeg(tmp_path / "a.jpg"), "-o", out, "--style", need(FP16), "--workers", "1", "--threads", "1",
+               "--max-side", "64", "-q"]
+    first = subprocess.Popen([str(a) for a in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "batch.json").exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)  # the first run has the folder, its manifest is written
+        assert first.poll() is None, first.communicate()
+        second = subprocess.run([str(a) for a in command], capture_output=True, text=True, env=env, timeout=300)
+        assert second.returncode == 2, second.stderr
+        line = one_line_error(second.stderr)
+        assert f"pid {first.pid}" in line and "another dctoon batch" in line
+    finally:
+        first.send_signal(signal.SIGTERM)
+        try:
+            first.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            first.kill()
+            first.communicate()
 
 
 # ------------------------------------------------------------------------------------------------

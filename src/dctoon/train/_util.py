@@ -112,13 +112,13 @@ def load_checkpoint(path: Path, device="cpu", needs: tuple[str, ...] = ("G",)) -
         with torch.serialization.safe_globals([argparse.Namespace]):  # rosinality's training args: data only
             st = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # noqa: BLE001 - whatever the unpickler meets, the file is at fault
-        if "Weights only load failed" in str(e):
-            found = re.search(r"GLOBAL ([\w.]+)", str(e))
-            raise ModelError(f"{path}: refused: the checkpoint holds a Python object"
-                             f"{f' ({found.group(1)})' if found else ''}, which could run code when loaded; only"
-                             " tensors and plain data are loaded") from None
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ModelError(f"{path}: not a PyTorch checkpoint ({reason[:200]})") from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if found:
+            raise ModelError(f"{path}: refused: the checkpoint holds a Python object ({found.group(1)}), which could"
+                             " run code when loaded; only tensors and plain data are loaded") from None
+        boilerplate = ("Weights only load failed", "Check the documentation")  # torch's lines around the reason
+        reasons = [ln for ln in str(e).splitlines() if ln.strip() and not ln.startswith(boilerplate)]
+        raise ModelError(f"{path}: not a PyTorch checkpoint ({(reasons or [type(e).__name__])[0][:200]})") from None
     missing = [k for k in needs if not isinstance(st, dict) or k not in st]
     if missing:
         raise ModelError(f"{path}: not a dctoon checkpoint (no {', '.join(missing)})")
