@@ -283,10 +283,12 @@ def cmd_demo(args) -> int:
 def cmd_serve(args) -> int:
     from .web import Limits, _gradio, serve
 
-    check_range("--port", args.port, 1, 65535)
-    check_range("--max-megapixels", args.max_megapixels, 0.01, 1000)
-    for name in ("max_video_seconds", "max_live_seconds"):  # NaN or infinity would be no limit at all
-        check_range(f"--{name.replace('_', '-')}", getattr(args, name), 0.01, 86400)
+    ranges = (("port", 1, 65535), ("concurrency", 1, 64), ("queue_size", 1, 10_000), ("max_upload_mb", 1, 100_000),
+              ("max_megapixels", 0.01, 1000), ("max_video_seconds", 0.01, 86400), ("max_live_seconds", 0.01, 86400),
+              ("max_side", 64, 65500))  # here, before the line that says it is serving (NaN: no limit at all)
+    for name, low, high in ranges:
+        if getattr(args, name) is not None:
+            check_range(f"--{name.replace('_', '-')}", getattr(args, name), low, high)
     _gradio()  # without the web extra: the install hint, before anything claims to be serving
     limits = Limits(max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds,
                     max_megapixels=args.max_megapixels, max_live_seconds=args.max_live_seconds,
@@ -395,11 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860, help="port, 1 to 65535 (default: 7860)")
     _add_style_options(p, strength=False)
     p.add_argument("--concurrency", type=int, default=1, metavar="N",
-                   help="jobs running at once, 1 or more (default: 1; each job uses every core)")
+                   help="jobs running at once, 1 to 64 (default: 1; each job uses every core)")
     p.add_argument("--queue-size", type=int, default=16, metavar="N",
-                   help="jobs waiting at most, 1 or more (default: 16)")
+                   help="jobs waiting at most, 1 to 10000 (default: 16)")
     p.add_argument("--max-upload-mb", type=int, default=200, metavar="MB",
-                   help="largest upload, 1 or more (default: 200)")
+                   help="largest upload, 1 to 100000 (default: 200)")
     p.add_argument("--max-megapixels", type=float, default=16, metavar="MP",
                    help="largest photo one job stylizes, in megapixels, 0.01 to 1000 (default: 16; bigger ones are"
                         " refused at once from the header, or decoded reduced to the size the user picks)")
