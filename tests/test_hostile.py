@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -362,6 +361,7 @@ ROUND_TWO = [
     Case("a 35 s stream without a duration as GIF", _long_stream_as_gif, says="at most 30 s",
          check=lambda t: not (t / "out.gif").exists()),
     Case("serve --port 0", lambda t: ["serve", "--port", "0"], says="--port must be between 1 and 65,535"),
+    Case("serve --concurrency 0", lambda t: ["serve", "--concurrency", "0"], says="--concurrency"),
     Case("batch --retries 1000", lambda t: ["batch", _jpeg(t / "a.jpg"), "-o", t / "out", "--retries", "1000"],
          says="--retries", check=_nothing_in("out")),
 ]
@@ -472,23 +472,19 @@ def test_two_batch_runs_into_one_folder_the_second_is_refused(tmp_path):
     command = [sys.executable, "-m", "dctoon", "batch", need(VIDEOS / "talking-head-512-noaudio.mp4"),
                _jpeg(tmp_path / "a.jpg"), "-o", out, "--style", need(FP16), "--workers", "1", "--threads", "1",
                "--max-side", "64", "-q"]
-    first = subprocess.Popen([str(a) for a in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    log = open(tmp_path / "first.log", "w+")
+    first = subprocess.Popen([str(a) for a in command], stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 120
         while not (out / "batch.json").exists() and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)  # the first run has the folder, its manifest is written
-        assert first.poll() is None, first.communicate()
+        assert first.poll() is None, (tmp_path / "first.log").read_text()
         second = subprocess.run([str(a) for a in command], capture_output=True, text=True, env=env, timeout=300)
         assert second.returncode == 2, second.stderr
         line = one_line_error(second.stderr)
         assert f"pid {first.pid}" in line and "another dctoon batch" in line
     finally:
-        first.send_signal(signal.SIGTERM)
-        try:
-            first.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            first.kill()
-            first.communicate()
+        stop_server(first, log)  # SIGTERM: the first run stops as after Ctrl-C
 
 
 # ------------------------------------------------------------------------------------------------
