@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .download import file_sha256
 from .errors import DctoonError, InputError
-from .images import IMAGE_SUFFIXES, atomic_write, expand_inputs
+from .images import IMAGE_SUFFIXES, atomic_write, captured_stderr, expand_inputs
 from .outputs import image_name, unused, video_name
 from .pipeline import Settings
 from .runtime import CPU_DEVICES, cpu_device
@@ -297,20 +297,6 @@ def _video(style, settings, models: dict, src, dst, o: dict, *pieces):
 # The driver
 
 
-@contextlib.contextmanager
-def _quiet_stderr():
-    """File descriptor 2 to /dev/null for a while (Ray's C++ core writes there directly)."""
-    sys.stderr.flush()
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
-
-
 def _check_reachable(address: str) -> None:
     """A HOST:PORT (or ray://HOST:PORT) nobody listens on fails here in one line (Ray itself would
     retry for minutes)."""
@@ -350,7 +336,7 @@ def _ray(address: str | None):
     if not ray.is_initialized():
         kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
         try:
-            with _quiet_stderr():  # Ray's start-up notices; a failure is raised below as one line
+            with captured_stderr():  # Ray's C++ start-up notices; a failure is raised below as one line
                 if address:
                     ray.init(address=address, **kwargs)
                 else:

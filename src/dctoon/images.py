@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -73,10 +74,42 @@ def _opened(path: Path):
 
 
 def _check_jpeg_data(path: Path, w: int, h: int) -> None:
+    """A JPEG whose data ran out before its header's pixels (a damaged file, or a header that lies)
+    is an input error, not a picture: libjpeg fills what is missing with flat grey and only warns.
+    A header that promises far more than the file can hold is refused before any decoding (below);
+    otherwise the scan is walked at 1/8 scale (every byte parsed, about a fifth of a full decode),
+    and a warning that the data ran out or does not decode is the error."""
+    _check_jpeg_size(path, w, h)
+    import cv2
+
+    with captured_stderr() as said:  # libjpeg writes its warnings straight to file descriptor 2
+        cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_8)
+    bad = [ln for ln in said().splitlines() if "premature end" in ln.lower() or "bad huffman code" in ln.lower()]
+    if bad:
+        raise InputError(f"{path}: a damaged JPEG: its data runs out or does not decode ({bad[0].strip()})")
+
+
+@contextlib.contextmanager
+def captured_stderr():
+    """What is written to file descriptor 2 meanwhile (C libraries too), kept from the terminal:
+    yields a function that returns it once the block has ended."""
+    sys.stderr.flush()
+    saved, said = os.dup(2), []
+    with tempfile.TemporaryFile() as f:
+        os.dup2(f.fileno(), 2)
+        try:
+            yield lambda: "".join(said)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            f.seek(0)
+            said.append(f.read().decode(errors="replace"))
+
+
+def _check_jpeg_size(path: Path, w: int, h: int) -> None:
     """A JPEG whose header promises more pixels than its data can hold is refused before decoding:
     Huffman coding spends at least one bit on every 8x8 block, so a file of N bytes holds at most
-    8N blocks. (Decoded anyway, the missing data comes out as flat grey after minutes of work.)
-    Arithmetic-coded JPEGs (SOF9-SOF15) have no such floor and are left to the decoder."""
+    8N blocks. Arithmetic-coded JPEGs (SOF9-SOF15) have no such floor and are left to the decoder."""
     with open(path, "rb") as f:
         head = f.read(1 << 16)
         size = f.seek(0, os.SEEK_END)
