@@ -37,14 +37,13 @@ def upsample2x_legacy(x: torch.Tensor) -> torch.Tensor:
 
 
 class ResBlock(nn.Module):
+    """The two convolutions of a residual block (``Generator.forward`` runs them, so that every
+    convolution can be tapped the same way)."""
+
     def __init__(self, c: int):
         super().__init__()
         self.conv1 = nn.Conv2d(c, c, 3)
         self.conv2 = nn.Conv2d(c, c, 3)
-
-    def forward(self, x):
-        h = F.leaky_relu(self.conv1(_same_pad(x, 3, 1)), LEAKY_SLOPE)
-        return x + self.conv2(_same_pad(h, 3, 1))
 
 
 class Generator(nn.Module):
@@ -62,21 +61,26 @@ class Generator(nn.Module):
             setattr(self, f"block{i}", ResBlock(4 * channel))
         self._strides = {s.name: (s.k, s.stride) for s in conv_specs(channel, num_blocks)}
 
-    def _c(self, name: str, x, act: bool = True):
+    def _c(self, name: str, x, taps: dict | None, act: bool = True):
         k, s = self._strides[name]
-        y = getattr(self, name)(_same_pad(x, k, s))
+        y = self.get_submodule(name)(_same_pad(x, k, s))
+        if taps is not None:
+            taps[name] = (x, y)
         return F.leaky_relu(y, LEAKY_SLOPE) if act else y
 
-    def forward(self, x):
-        x0 = self._c("enc0", x)
-        x1 = self._c("enc1", self._c("down1", x0))
-        x2 = self._c("enc2", self._c("down2", x1))
+    def forward(self, x, taps: dict | None = None):
+        """``taps``, when given, receives each convolution's (input, output before the activation)
+        under its name: what the compression (``dctoon.train.compress``) measures and refits."""
+        x0 = self._c("enc0", x, taps)
+        x1 = self._c("enc1", self._c("down1", x0, taps), taps)
+        x2 = self._c("enc2", self._c("down2", x1, taps), taps)
         for i in range(self.num_blocks):
-            x2 = getattr(self, f"block{i}")(x2)
-        x2 = self._c("dec2", x2)
-        x3 = self._c("dec1", self._c("up1", upsample2x_legacy(x2) + x1))
-        x4 = self._c("up0", upsample2x_legacy(x3) + x0)
-        return self._c("out", x4, act=False)
+            h = self._c(f"block{i}.conv1", x2, taps)
+            x2 = x2 + self._c(f"block{i}.conv2", h, taps, act=False)
+        x2 = self._c("dec2", x2, taps)
+        x3 = self._c("dec1", self._c("up1", upsample2x_legacy(x2) + x1, taps), taps)
+        x4 = self._c("up0", upsample2x_legacy(x3) + x0, taps)
+        return self._c("out", x4, taps, act=False)
 
     def numpy_weights(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in self.state_dict().items()}
