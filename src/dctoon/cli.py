@@ -281,21 +281,23 @@ def cmd_demo(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    from .pipeline import MAX_SIDE
     from .web import Limits, _gradio, serve
 
     ranges = (("port", 1, 65535), ("concurrency", 1, 64), ("queue_size", 1, 10_000), ("max_upload_mb", 1, 100_000),
               ("max_megapixels", 0.01, 1000), ("max_video_seconds", 0.01, 86400), ("max_live_seconds", 0.01, 86400),
-              ("max_side", 64, 65500))  # here, before the line that says it is serving (NaN: no limit at all)
+              ("max_side", 64, MAX_SIDE), ("min_face", 1, MAX_SIDE))  # here, before it says it is serving
     for name, low, high in ranges:
         if getattr(args, name) is not None:
-            check_range(f"--{name.replace('_', '-')}", getattr(args, name), low, high)
+            check_range(f"--{name.replace('_', '-')}", getattr(args, name), low, high)  # NaN: no limit at all
+    threads = _threads(args)
     _gradio()  # without the web extra: the install hint, before anything claims to be serving
     limits = Limits(max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds,
                     max_megapixels=args.max_megapixels, max_live_seconds=args.max_live_seconds,
                     max_side=args.max_side, concurrency=args.concurrency, queue_size=args.queue_size)
     print(f"dctoon: serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
     serve(args.host, args.port, args.style, faces=not args.no_faces, min_face=args.min_face,
-          threads=_threads(args), device=args.device, limits=limits)
+          threads=threads, device=args.device, limits=limits)
     return 0
 
 
