@@ -7,7 +7,7 @@ import os
 import threading
 from pathlib import Path
 
-from .errors import InputError, ModelError, check_range
+from .errors import InputError, ModelError, check_range, exhausted
 
 DEVICES = ("auto", "cpu", "openvino", "cuda", "tensorrt")
 CPU_DEVICES = ("cpu", "openvino")  # devices that run on the CPU alone: no GPU provider, no GPU share
@@ -85,7 +85,7 @@ def session(model: bytes | str | Path, threads: int = 0, *, helper: bool = False
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4  # fatal only: an error comes back as an exception, said by dctoon in one line
     if threads:
         opts.intra_op_num_threads = int(threads)
     if helper:
@@ -94,10 +94,10 @@ def session(model: bytes | str | Path, threads: int = 0, *, helper: bool = False
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     source = str(model) if isinstance(model, Path) else model
     chosen = providers("cpu" if helper else device)  # a device that is not here: its own one-line error
-    try:
-        return ort.InferenceSession(source, sess_options=opts, providers=chosen)
+    try:  # no fallback: onnxruntime's would print a banner, and a device asked for is never silently another
+        return ort.InferenceSession(source, sess_options=opts, providers=chosen, enable_fallback=0)
     except Exception as e:  # onnxruntime raises its own exception types
-        raise ModelError(f"onnxruntime cannot load {what}: {str(e).splitlines()[0]}") from None
+        raise exhausted(e) or ModelError(f"onnxruntime cannot load {what}: {str(e).splitlines()[0]}") from None
 
 
 def uses_openvino(device: str, available: list[str]) -> bool:
@@ -149,7 +149,7 @@ class OpenVINOSession:
             self.parts = [core.compile_model(core.read_model(part), "CPU", {**config, "INFERENCE_PRECISION_HINT": p})
                           for part, p in ((generator, self.precision), (guided_filter, "f32"))]
         except Exception as e:  # OpenVINO and onnx raise their own exception types
-            raise ModelError(f"OpenVINO cannot load {what}: {str(e).splitlines()[0]}") from None
+            raise exhausted(e) or ModelError(f"OpenVINO cannot load {what}: {str(e).splitlines()[0]}") from None
         self._local = threading.local()  # infer requests per thread: a request is not shared
 
     def get_providers(self) -> list[str]:

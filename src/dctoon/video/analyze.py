@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from ..camera import Sightings, motion_stats, plan_path, refine_needed
-from ..errors import InputError
+from ..errors import InputError, exhausted
 from ..face import Face
 from ..track import SceneCuts
 from .reader import open_span, short_error, span_frames, upright
@@ -117,7 +117,8 @@ def analyze(
                 if progress is not None:
                     progress(i + 1, max(total, i + 1))
         except (av.FFmpegError, ValueError, IndexError, EOFError) as e:
-            raise InputError(f"{path}: corrupt or truncated video at frame {len(times)} ({short_error(e)})") from None
+            raise exhausted(e) or InputError(f"{path}: corrupt or truncated video at frame {len(times)} "
+                                             f"({short_error(e)})") from None
     finally:
         container.close()
     if not times:

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, exhausted
 from ..images import check_input
 
 
@@ -26,7 +26,7 @@ def open_video(path: Path):
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as e:
-        raise InputError(f"{path}: not a readable video ({short_error(e)})") from None
+        raise exhausted(e) or InputError(f"{path}: not a readable video ({short_error(e)})") from None
     if video_stream(container) is None:
         container.close()
         kind = "an audio-only file" if container.streams.audio else "a file without a video stream"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import DctoonError, InputError, exhausted
 from ..framing import crop_window
 from .reader import even, fit, short_error, span_frames, upright
 
@@ -57,7 +57,7 @@ class Decoder(Worker):
         self.span, self.windows, self.max_side, self.stop = (start, end), windows, max_side, stop
         self.q: queue.Queue = queue.Queue(QUEUE)
         self.decoded = 0
-        self.failure: str | None = None
+        self.failure: DctoonError | None = None
 
     def work(self) -> None:
         import av
@@ -74,7 +74,8 @@ class Decoder(Worker):
                 if not put(self.q, (even(fit(bgr, self.max_side)), frame.pts, frame.duration or None, t), self.stop):
                     return
         except (av.FFmpegError, ValueError, IndexError, EOFError) as e:
-            self.failure = f"{self.src}: corrupt or truncated video at frame {self.decoded} ({short_error(e)})"
+            self.failure = exhausted(e) or InputError(  # a thread FFmpeg could not start is not a bad video
+                f"{self.src}: corrupt or truncated video at frame {self.decoded} ({short_error(e)})")
         finally:
             put(self.q, END, self.stop)
 
@@ -95,7 +96,7 @@ class Decoder(Worker):
         if item is END:
             self.join()
             if self.failure:
-                raise InputError(self.failure)
+                raise self.failure
             start, end = self.span
             where = f" between {start or 0:g} s and {end:g} s" if start or end else ""
             raise InputError(f"{self.src}: no video frames{where}")
@@ -104,7 +105,7 @@ class Decoder(Worker):
     def check(self) -> None:
         """After the last frame: a decoding failure, or far fewer frames than the header promised."""
         if self.failure:
-            raise InputError(self.failure)
+            raise self.failure
         expected = self.stream.frames if self.stream.frames and self.span == (None, None) else 0
         if expected and self.decoded < expected * 0.98 - 1:
             raise InputError(f"{self.src}: truncated video: {self.decoded} of {expected} frames could be decoded")
