@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ from PIL import Image
 
 from dctoon.images import read_image
 
-from conftest import FP16, IMAGES, need, one_line_error, run
+from conftest import FP16, IMAGES, VIDEOS, need, one_line_error, run
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +150,135 @@ def test_console_script_entry_point_without_traceback(tmp_path):
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     r = subprocess.run([sys.executable, "-m", "dctoon", "image", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--max-side" in r.stdout and "--style" in r.stdout
+
+
+def test_demo_never_overwrites(tmp_path, capsys, fp16_model):
+    """A second `dctoon demo` gets a fresh folder, says so, and leaves the first run's files as they were."""
+    folder = tmp_path / "demo"
+    code, out, err = run(["demo", "-o", folder, "--style", fp16_model, "--no-video"], capsys)
+    assert code == 0, err
+    first = {p: p.read_bytes() for p in folder.iterdir()}
+    assert sorted(p.name for p in first) == ["astronaut.png", "astronaut_whitebox_cartoon_gan_fp16.png"]
+    assert out.split() == [str(p) for p in sorted(first)] and f"in {folder}, a new folder" in err
+    code, out, err = run(["demo", "-o", folder, "--style", fp16_model, "--no-video"], capsys)
+    assert code == 0, err
+    again = tmp_path / "demo-2"
+    assert out.split() == [str(again / p.name) for p in sorted(first)] and f"in {again}, a new folder" in err
+    assert {p: p.read_bytes() for p in folder.iterdir()} == first
+
+
+def test_side_by_side_says_so_in_its_name(tmp_path, capsys, fp16_model):
+    src = need(IMAGES / "portrait-512.jpg")
+    code, out, err = run(["image", src, "-o", tmp_path, "--style", fp16_model, "--side-by-side", "--max-side", "128"],
+                         capsys)
+    assert code == 0, err
+    dst = tmp_path / "portrait-512_whitebox_cartoon_gan_fp16_side-by-side.jpg"
+    assert out.strip() == str(dst)
+    both = np.asarray(Image.open(dst).convert("RGB"), np.float32)
+    photo = np.asarray(Image.open(src).convert("RGB").resize((128, 128), Image.LANCZOS), np.float32)
+    assert both.shape == (128, 256, 3)
+    assert np.abs(both[:, :128] - photo).mean() < 4 < np.abs(both[:, 128:] - photo).mean()  # input | output
+    clip = need(VIDEOS / "talking-head-512-noaudio.mp4")
+    code, out, err = run(["video", clip, "-o", tmp_path, "--style", fp16_model, "--side-by-side", "--end", "0.2",
+                          "--max-side", "64", "--no-faces", "-q"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "talking-head-512-noaudio_whitebox_cartoon_gan_fp16_side-by-side.mp4").is_file()
+    code, _, err = run(["image", src, "-o", tmp_path, "--style", "all", "--side-by-side"], capsys)
+    assert code == 2 and "--side-by-side" in one_line_error(err)
+
+
+def _help(*command: str) -> str:
+    r = subprocess.run([sys.executable, "-m", "dctoon", *command, "--help"], capture_output=True, text=True,
+                       env={**os.environ, "COLUMNS": "1000"})  # one line per option: no word split at a hyphen
+    assert r.returncode == 0, r.stderr
+    return " ".join(r.stdout.split())
+
+
+def test_help_is_true_and_grouped():
+    from pathlib import Path
+
+    from dctoon.styles import default_style
+
+    image, video, batch, serve = (_help(c) for c in ("image", "video", "batch", "serve"))
+    assert "`all`: a named grid" in image and "--side-by-side" in image
+    for text in (video, batch, serve):
+        assert "`all`" not in text and "(dctoon image)" not in text
+    assert "Live (camera)" in serve and "Options" in serve
+    assert f"default style ({default_style()})" in _help("demo") and "fresh folder" in _help("demo")
+    for text, groups in ((image, ("input and output:", "look:", "performance:")),
+                         (video, ("input and output:", "look:", "video:", "performance:")),
+                         (batch, ("input and output:", "look:", "video:", "performance:")),
+                         (serve, ("server:", "look (the page's defaults):", "limits:", "performance:"))):
+        assert all(g in text for g in groups), (groups, text[:300])
+    assert "side-by-side.mp4" in video
+    top = _help()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for command in ("image", "video", "batch", "demo", "serve", "train", "styles", "models"):
+        assert f" {command} " in top and f"dctoon {command}" in readme, command
+
+
+SCRIPT = """import sys, time
+from dctoon.cli import main
+began = time.perf_counter()
+try:
+    code = main(sys.argv[1:])
+except SystemExit as e:  # --version
+    code = e.code
+heavy = sorted({m.split('.')[0] for m in sys.modules} & {'onnxruntime', 'openvino', 'onnx', 'torch', 'av', 'cv2',
+                                                            'numpy', 'gradio'})
+print(code, round(time.perf_counter() - began, 3), ' '.join(heavy))
+"""
+
+
+@pytest.mark.parametrize("case, allowed", [
+    ("version", set()),
+    ("missing", {"numpy"}),
+    ("exists", {"numpy", "cv2"}),
+    ("not-an-image", {"numpy", "cv2"}),
+    ("missing-video", {"numpy", "cv2", "av"}),
+])
+def test_checks_answer_before_heavy_imports_and_model_loads(tmp_path, fp16_model, case, allowed):
+    """`--version` and the checks that need no model answer without importing onnxruntime, OpenVINO or
+    PyTorch (and in well under a second on an idle machine: bench/startup.py)."""
+    photo = need(IMAGES / "portrait-512.jpg")
+    taken = tmp_path / "taken.png"
+    taken.write_bytes(b"")
+    text = tmp_path / "notes.jpg"
+    text.write_text("a text file, not a picture\n")
+    argv = {"version": ["--version"], "missing": ["image", tmp_path / "nothere.jpg"],
+            "exists": ["image", photo, "-o", taken], "not-an-image": ["image", text, "-o", tmp_path / "o.png"],
+            "missing-video": ["video", tmp_path / "nothere.mp4"]}[case]
+    r = subprocess.run([sys.executable, "-c", SCRIPT, *map(str, argv)], capture_output=True, text=True)
+    code, seconds, *heavy = r.stdout.splitlines()[-1].split()
+    assert code == ("0" if case == "version" else "2") and set(heavy) <= allowed, (r.stdout, r.stderr)
+    if case == "version":
+        assert r.stdout.startswith("dctoon ")
+    else:
+        one_line_error(r.stderr)
+    assert float(seconds) < 5, seconds  # a model load alone takes seconds here; a check, a fraction of one
+
+
+EXHAUST = """import resource, sys
+from dctoon.cli import main
+from dctoon.pipeline import load
+import av, cv2, onnxruntime  # noqa: F401 - every library in before the limit
+load(sys.argv[1], device="cpu")
+vm = int(next(ln for ln in open("/proc/self/status") if ln.startswith("VmSize")).split()[1]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (vm + 64 * 2**20, resource.RLIM_INFINITY))
+sys.exit(main(["video", sys.argv[2], "-o", sys.argv[3], "--style", sys.argv[1], "--end", "0.5", "--device", "cpu",
+               "-q"]))
+"""
+
+
+def test_running_out_of_threads_is_not_called_a_corrupt_video(tmp_path, fp16_model):
+    """A fine video where FFmpeg cannot start its decoding threads (the address space capped just above
+    what the loaded process holds: a real limit, no mock): the one line says what ran out."""
+    clip = need(VIDEOS / "talking-head-512-noaudio.mp4")
+    out = tmp_path / "out"
+    out.mkdir()
+    r = subprocess.run([sys.executable, "-c", EXHAUST, str(fp16_model), str(clip), str(out)], capture_output=True,
+                       text=True, timeout=300)
+    line = one_line_error(r.stderr)
+    assert r.returncode == 2 and "ran out of" in line, line
+    assert "corrupt" not in line and "not a readable" not in line and "truncated" not in line, line
+    assert not list(out.iterdir())  # nothing half-written

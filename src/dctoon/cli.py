@@ -11,14 +11,45 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import DctoonError, InputError, check_range
+from .errors import DctoonError, InputError, check_range, exhausted
+
+DEFAULT_STYLE = "{default style}"  # in help texts: the style's name, looked up only when help is printed
 
 
-def _add_style_options(p: argparse.ArgumentParser, strength: bool = True) -> None:
+class _HelpFormatter(argparse.HelpFormatter):
+    """Names the default style where a help text says DEFAULT_STYLE: looked up when help is printed,
+    so that building the parser imports nothing (`dctoon --version` and argument errors stay fast)."""
+
+    def _expand_help(self, action) -> str:
+        return _default_style(super()._expand_help(action))
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(_default_style(text))
+
+
+def _default_style(text: str) -> str:
+    if DEFAULT_STYLE not in text:
+        return text
+    from .styles import default_style
+
+    try:
+        name = default_style()
+    except DctoonError:
+        name = "none installed"
+    return text.replace(DEFAULT_STYLE, name)
+
+
+def _groups(p: argparse.ArgumentParser, *titles: str) -> list:
+    """Argument groups, so that --help reads by topic (input and output, look, video, performance)."""
+    return [p.add_argument_group(t) for t in titles]
+
+
+def _add_style_options(p, perf, strength: bool = True, grid: bool = False) -> None:
+    """The look (style, strengths, faces, size) into ``p``; threads and device into ``perf``."""
     p.add_argument("-s", "--style", help="style name (see `dctoon styles`) or path to a model file/folder "
                    "(.onnx, .tflite, DCT-Net .pb, style folder); a mixture: anime+3d:0.3 (weights after ':', "
-                   "the rest shared); `all` (dctoon image): a named grid of every installed style; "
-                   "default: the first built-in style")
+                   "the rest shared); " + ("`all`: a named grid of every installed style; " if grid else "")
+                   + f"default: {DEFAULT_STYLE}, the first built-in style")
     if strength:  # the web app has sliders instead
         _add_strength_options(p)
     p.add_argument("--max-side", type=int, metavar="PX",
@@ -29,13 +60,13 @@ def _add_style_options(p: argparse.ArgumentParser, strength: bool = True) -> Non
                    help="whole frame with the background model only (no face detection / head model)")
     p.add_argument("--min-face", type=int, default=40, metavar="PX",
                    help="faces smaller than PX (1 to 65500) are left to the background model (default: 40)")
-    p.add_argument("--threads", type=int, default=0, metavar="N",
-                   help="CPU threads for inference, 0 (all cores, the default) up to this machine's cores (more "
-                        "is capped, with a note)")
-    _add_device_option(p)
+    perf.add_argument("--threads", type=int, default=0, metavar="N",
+                      help="CPU threads for inference, 0 (all cores, the default) up to this machine's cores (more "
+                           "is capped, with a note)")
+    _add_device_option(perf)
 
 
-def _add_device_option(p: argparse.ArgumentParser) -> None:
+def _add_device_option(p) -> None:
     from .runtime import DEVICES
 
     p.add_argument("--device", choices=DEVICES, default="auto",
@@ -45,7 +76,7 @@ def _add_device_option(p: argparse.ArgumentParser) -> None:
                         "'dctoon[gpu]') or tensorrt (fp16 engines, built once per size)")
 
 
-def _add_strength_options(p: argparse.ArgumentParser) -> None:
+def _add_strength_options(p) -> None:
     p.add_argument("--strength", type=float, default=1.0, metavar="S",
                    help="how much cartoon, 0 (the photo) to 1 (the style as trained, default)")
     p.add_argument("--face-strength", type=float, metavar="S", help="strength for faces, 0 to 1 (default: --strength)")
@@ -53,7 +84,7 @@ def _add_strength_options(p: argparse.ArgumentParser) -> None:
                    help="strength for the rest of the frame, 0 to 1 (default: --strength)")
 
 
-def _add_frame_options(p: argparse.ArgumentParser, what: str) -> None:
+def _add_frame_options(p, what: str) -> None:
     p.add_argument("--part", "--mode", choices=("all", "person", "background"), default="all",
                    help="what is stylized: all (default), the person over the original background, or the "
                         "background around the original person (person segmentation, fetched once)")
@@ -88,9 +119,14 @@ def _load(args):
     return load(args.style, settings, threads=threads, device=args.device)
 
 
-def cmd_image(args) -> int:
-    from tqdm import tqdm
+def _style_name(args) -> str:
+    """The style's name in output names, found without loading its models (an unknown style is said here)."""
+    from .styles import default_style, resolve
 
+    return Path(resolve(args.style or default_style()).name).stem
+
+
+def cmd_image(args) -> int:
     from .images import IMAGE_SUFFIXES, expand_inputs, image_header, read_image, write_image
     from .outputs import image_name, plan_outputs
 
@@ -99,23 +135,30 @@ def cmd_image(args) -> int:
         raise InputError("no input images found")
     if args.style == "all":
         return _all_styles(args, paths)
-    cartoonizer = _load(args)
-    style = Path(cartoonizer.style.name).stem
-    transparent = cartoonizer.backdrop is not None and cartoonizer.backdrop.kind == "transparent"
+    # every check that needs no model first: ranges, names planned, one input read (a bad file said at once)
+    from .matte import parse_backdrop
+
+    _settings(args)
+    style = _style_name(args)
+    transparent = bool(args.backdrop) and parse_backdrop(args.backdrop).kind == "transparent"
     headers = {src: image_header(src) for src in paths}
     plan = plan_outputs(paths, Path(args.output) if args.output else None,
-                        lambda src: image_name(src, style, transparent or headers[src][0]), IMAGE_SUFFIXES,
-                        "an image")
+                        lambda src: image_name(src, style, transparent or headers[src][0], args.side_by_side),
+                        IMAGE_SUFFIXES, "an image")
+    early = {paths[0]: read_image(paths[0], max_side=args.max_side)} if len(paths) == 1 else {}
+    cartoonizer = _load(args)
+    from tqdm import tqdm
+
     written, failed = [], 0
     try:
         for src, dst in tqdm(list(zip(paths, plan)), unit="img", disable=len(paths) < 2, file=sys.stderr):
             try:
-                image = read_image(src, max_side=args.max_side)
+                image = early.pop(src) if src in early else read_image(src, max_side=args.max_side)
                 frames = headers[src][1]
                 if frames > 1:
                     print(f"dctoon: note: {src} is animated ({frames} frames): only the first is stylized"
                           " (`dctoon video` stylizes them all)", file=sys.stderr)
-                write_image(dst, cartoonizer.stylize(image))
+                write_image(dst, cartoonizer.side_by_side(image) if args.side_by_side else cartoonizer.stylize(image))
                 written.append(dst)
                 print(dst)
             except DctoonError as e:
@@ -133,6 +176,9 @@ def _all_styles(args, paths: list[Path]) -> int:
     from .images import IMAGE_SUFFIXES, read_image, write_image
     from .outputs import image_name, plan_outputs
 
+    if args.side_by_side:
+        raise InputError("--side-by-side is for one style: --style all's grid shows the photo beside every style")
+
     plan = plan_outputs(paths, Path(args.output) if args.output else None, lambda src: image_name(src, "all", False),
                         IMAGE_SUFFIXES, "an image")
     styles = load_all(_settings(args), _threads(args), args.device)
@@ -146,15 +192,18 @@ def cmd_video(args) -> int:
     import signal
 
     from .outputs import plan_outputs, video_name
-    from .video import ANIMATION_FORMATS, OUTPUT_FORMATS, check_encoding, check_span, remove_stale_partials
+    from .video import ANIMATION_FORMATS, OUTPUT_FORMATS, check_encoding, check_span, probe, remove_stale_partials
 
     src = Path(args.input)
     check_span(args.start, args.end)
     check_encoding(args.crf, args.preset, args.detect_every, args.blend)
+    _settings(args)
+    probe(src)  # a missing or unreadable input is said before any model loads
+    style = _style_name(args)
+    dst = plan_outputs([src], Path(args.output) if args.output else None,
+                       lambda s: video_name(s, style, args.side_by_side), (*OUTPUT_FORMATS, *ANIMATION_FORMATS),
+                       "a video")[0]
     cartoonizer = _load(args)
-    style = Path(cartoonizer.style.name).stem
-    dst = plan_outputs([src], Path(args.output) if args.output else None, lambda s: video_name(s, style),
-                       (*OUTPUT_FORMATS, *ANIMATION_FORMATS), "a video")[0]
     remove_stale_partials(dst.parent)
 
     def terminate(signum, frame):  # a kill (SIGTERM) cleans up like Ctrl-C
@@ -275,8 +324,11 @@ def cmd_models(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run
 
-    for path in run(Path(args.output), args.style, video=not args.no_video):
+    written = run(Path(args.output), args.style, video=not args.no_video)
+    for path in written:
         print(path)
+    print(f"dctoon demo: {len(written)} files in {written[0].parent}, a new folder (earlier runs are kept)",
+          file=sys.stderr)
     return 0
 
 
@@ -310,7 +362,9 @@ def cmd_train(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; given the ``argv`` it will parse, the train steps (whose settings import
+    NumPy) are added only when it names `train`: `dctoon --version` and every other check stay quick."""
     from . import __version__
 
     parser = argparse.ArgumentParser(
@@ -318,108 +372,124 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dctoon {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("image", help="stylize images", description=(
+    p = sub.add_parser("image", help="stylize images", formatter_class=_HelpFormatter, description=(
         "Stylize images: faces by the head model on an aligned crop, the rest by the background model."))
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
-    p.add_argument("-o", "--output", metavar="OUTPUT",
+    io, look, perf = _groups(p, "input and output", "look", "performance")
+    io.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    io.add_argument("-o", "--output", metavar="OUTPUT",
                    help="one input: an output file NAME.EXT (must not exist) or a folder; several inputs: a folder "
                         "(default: the current folder, NAME_STYLE.EXT; an earlier output there is kept and the new "
                         "one numbered). All names are planned first: a clash with an input or between two "
                         "outputs is refused before any work")
-    _add_style_options(p)
-    _add_frame_options(p, "image")
+    io.add_argument("--side-by-side", action="store_true",
+                    help="write input | output in one picture (NAME_STYLE_side-by-side.EXT)")
+    _add_style_options(look, perf, grid=True)
+    _add_frame_options(look, "image")
     p.set_defaults(func=cmd_image)
 
-    p = sub.add_parser("video", help="stylize a video", description=(
+    p = sub.add_parser("video", help="stylize a video", formatter_class=_HelpFormatter, description=(
         "Stylize a video: streaming, audio kept, faces tracked and smoothed, background flicker reduced."))
-    p.add_argument("input", metavar="INPUT", help="video file")
-    p.add_argument("-o", "--output", metavar="OUTPUT",
+    io, look, vid, perf = _groups(p, "input and output", "look", "video", "performance")
+    io.add_argument("input", metavar="INPUT", help="video file")
+    io.add_argument("-o", "--output", metavar="OUTPUT",
                    help="output .mp4/.mov/.m4v/.mkv file (must not exist) or folder (default: NAME_STYLE.mp4 here; "
                         "an earlier output is kept and the new one numbered); .gif or .webp: a short animation "
                         "(at most 30 s, 15 fps, 480 px, 8 MB, no audio)")
-    _add_style_options(p)
-    _add_frame_options(p, "video")
-    p.add_argument("--start", type=float, metavar="S", help="start at S seconds of the input")
-    p.add_argument("--end", type=float, metavar="S", help="stop at S seconds of the input")
-    p.add_argument("--crf", type=int, default=20, metavar="N",
-                   help="H.264 quality, 0 (lossless) to 51 (worst); default 20")
-    p.add_argument("--preset", default="veryfast", help="x264 speed preset, ultrafast to placebo (default: veryfast)")
-    p.add_argument("--keep-partial", action="store_true",
-                   help="on Ctrl-C/kill, keep the frames done so far as a playable file")
-    p.add_argument("--no-temporal", action="store_true",
-                   help="stylize every frame independently (no tracking, smoothing or blending)")
-    p.add_argument("--detect-every", type=int, default=3, metavar="K",
-                   help="run the face detector every K frames (1 or more), track in between (default: 3)")
-    p.add_argument("--blend", type=float, default=0.8, metavar="A",
-                   help="temporal blending strength 0 to 0.99 against flicker (default: 0.8; 0 disables)")
-    p.add_argument("--side-by-side", action="store_true", help="write input | output side by side")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    io.add_argument("--side-by-side", action="store_true",
+                    help="write input | output side by side (NAME_STYLE_side-by-side.mp4)")
+    io.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_style_options(look, perf)
+    _add_frame_options(look, "video")
+    vid.add_argument("--start", type=float, metavar="S", help="start at S seconds of the input")
+    vid.add_argument("--end", type=float, metavar="S", help="stop at S seconds of the input")
+    vid.add_argument("--crf", type=int, default=20, metavar="N",
+                     help="H.264 quality, 0 (lossless) to 51 (worst); default 20")
+    vid.add_argument("--preset", default="veryfast",
+                     help="x264 speed preset, ultrafast to placebo (default: veryfast)")
+    vid.add_argument("--keep-partial", action="store_true",
+                     help="on Ctrl-C/kill, keep the frames done so far as a playable file")
+    vid.add_argument("--no-temporal", action="store_true",
+                     help="stylize every frame independently (no tracking, smoothing or blending)")
+    vid.add_argument("--detect-every", type=int, default=3, metavar="K",
+                     help="run the face detector every K frames (1 or more), track in between (default: 3)")
+    vid.add_argument("--blend", type=float, default=0.8, metavar="A",
+                     help="temporal blending strength 0 to 0.99 against flicker (default: 0.8; 0 disables)")
     p.set_defaults(func=cmd_video)
 
     p = sub.add_parser("batch", help="many images and videos on Ray, local or a cluster (needs dctoon[ray])",
-                       description=(
+                       formatter_class=_HelpFormatter, description=(
         "Stylize every image and video in INPUTS into one folder on Ray: a local Ray by default, an "
         "existing cluster with --address. Long videos are cut at keyframes and their pieces stylized in "
         "parallel. OUT/batch.json records every item; a re-run skips finished outputs (size and checksum) "
         "and resumes after Ctrl-C. Inputs and OUT must be paths every worker can see."))
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="files, folders (searched recursively), globs, or .txt/.csv lists of paths")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (NAME_STYLE.EXT inside)")
-    _add_style_options(p)
-    _add_frame_options(p, "video")
-    p.add_argument("--address", metavar="ADDR", help="an existing Ray cluster (auto, HOST:PORT, ray://...)")
-    p.add_argument("--workers", type=int, default=0, metavar="N",
-                   help="models loaded at once (0 to 1024), each with an equal share of the CPUs (default 0: one per "
-                        "CPU)")
-    p.add_argument("--retries", type=int, default=2, metavar="N",
-                   help="tries after a failure, 0 to 100, for each item (bad input is not retried; default: 2)")
-    p.add_argument("--segment", type=float, default=10.0, metavar="S",
-                   help="videos are cut into pieces of about S seconds (0.5 to 3600) at keyframes (default: 10)")
-    p.add_argument("--warmup", type=float, default=1.0, metavar="S",
-                   help="seconds (0 to 60) before each piece that are stylized but not written (default: 1)")
-    p.add_argument("--crf", type=int, default=20, metavar="N",
-                   help="H.264 quality for videos, 0 (lossless) to 51 (default: 20)")
-    p.add_argument("--preset", default="veryfast", help="x264 speed preset, ultrafast to placebo (default: veryfast)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    io, look, vid, perf = _groups(p, "input and output", "look", "video", "performance")
+    io.add_argument("inputs", nargs="+", metavar="INPUT",
+                    help="files, folders (searched recursively), globs, or .txt/.csv lists of paths")
+    io.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (NAME_STYLE.EXT inside)")
+    io.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_style_options(look, perf)
+    _add_frame_options(look, "video")
+    vid.add_argument("--segment", type=float, default=10.0, metavar="S",
+                     help="videos are cut into pieces of about S seconds (0.5 to 3600) at keyframes (default: 10)")
+    vid.add_argument("--warmup", type=float, default=1.0, metavar="S",
+                     help="seconds (0 to 60) before each piece that are stylized but not written (default: 1)")
+    vid.add_argument("--crf", type=int, default=20, metavar="N",
+                     help="H.264 quality for videos, 0 (lossless) to 51 (default: 20)")
+    vid.add_argument("--preset", default="veryfast",
+                     help="x264 speed preset, ultrafast to placebo (default: veryfast)")
+    perf.add_argument("--address", metavar="ADDR", help="an existing Ray cluster (auto, HOST:PORT, ray://...)")
+    perf.add_argument("--workers", type=int, default=0, metavar="N",
+                      help="models loaded at once (0 to 1024), each with an equal share of the CPUs (default 0: one "
+                           "per CPU)")
+    perf.add_argument("--retries", type=int, default=2, metavar="N",
+                      help="tries after a failure, 0 to 100, for each item (bad input is not retried; default: 2)")
     p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("demo", help="stylize a portrait that ships with scikit-image, as image and video",
+                       formatter_class=_HelpFormatter,
                        description="Stylize scikit-image's astronaut portrait and a short camera move over "
-                                   "it with the default built-in style; prints the files written.")
-    p.add_argument("-o", "--output", default="dctoon-demo", help="output folder (default: dctoon-demo)")
-    p.add_argument("-s", "--style", help="style name or model path (default: the first built-in style)")
+                                   f"it with the default style ({DEFAULT_STYLE}) into a fresh folder (an earlier "
+                                   "run's is kept: the new one is numbered); prints the files written.")
+    p.add_argument("-o", "--output", default="dctoon-demo",
+                   help="output folder, made new (default: dctoon-demo; dctoon-demo-2, -3, ... when it exists)")
+    p.add_argument("-s", "--style", help=f"style name or model path (default: {DEFAULT_STYLE}, the first built-in "
+                   "style)")
     p.add_argument("--no-video", action="store_true", help="the image only")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("serve", help="web app and HTTP API (Gradio; needs dctoon[web])",
-                       description="Serve the web app: Image and Video tabs, style picker, one button; "
-                                   "every button is also a named API endpoint (gradio_client).")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default: 127.0.0.1, this machine only; 0.0.0.0 for the network)")
-    p.add_argument("--port", type=int, default=7860, help="port, 1 to 65535 (default: 7860)")
-    _add_style_options(p, strength=False)
-    p.add_argument("--concurrency", type=int, default=1, metavar="N",
-                   help="jobs running at once, 1 to 64 (default: 1; each job uses every core)")
-    p.add_argument("--queue-size", type=int, default=16, metavar="N",
-                   help="jobs waiting at most, 1 to 10000 (default: 16)")
-    p.add_argument("--max-upload-mb", type=int, default=200, metavar="MB",
-                   help="largest upload, 1 to 100000 (default: 200)")
-    p.add_argument("--max-megapixels", type=float, default=16, metavar="MP",
-                   help="largest photo one job stylizes, in megapixels, 0.01 to 1000 (default: 16; bigger ones are"
-                        " refused at once from the header, or decoded reduced to the size the user picks)")
-    p.add_argument("--max-video-seconds", type=float, default=60, metavar="S",
-                   help="longest video span one job may stylize, 0.01 to 86400 (default: 60)")
-    p.add_argument("--max-live-seconds", type=float, default=300, metavar="S",
-                   help="processing time one live camera stream may take before it stops, 0.01 to 86400"
-                        " (default: 300)")
+    p = sub.add_parser("serve", help="web app and HTTP API: photos, videos, live camera (Gradio; needs dctoon[web])",
+                       formatter_class=_HelpFormatter,
+                       description="Serve the web app: a Photo, a Video and a Live (camera) tab, the styles as "
+                                   "previews, one button; strengths and framing in the page's Options. Photo "
+                                   "and video jobs are also named API endpoints (gradio_client).")
+    server, look, limits, perf = _groups(p, "server", "look (the page's defaults)", "limits", "performance")
+    server.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default: 127.0.0.1, this machine only; 0.0.0.0 for the network)")
+    server.add_argument("--port", type=int, default=7860, help="port, 1 to 65535 (default: 7860)")
+    _add_style_options(look, perf, strength=False)
+    limits.add_argument("--concurrency", type=int, default=1, metavar="N",
+                        help="jobs running at once, 1 to 64 (default: 1; each job uses every core)")
+    limits.add_argument("--queue-size", type=int, default=16, metavar="N",
+                        help="jobs waiting at most, 1 to 10000 (default: 16)")
+    limits.add_argument("--max-upload-mb", type=int, default=200, metavar="MB",
+                        help="largest upload, 1 to 100000 (default: 200)")
+    limits.add_argument("--max-megapixels", type=float, default=16, metavar="MP",
+                        help="largest photo one job stylizes, in megapixels, 0.01 to 1000 (default: 16; bigger ones are"
+                             " refused at once from the header, or decoded reduced to the size the user picks)")
+    limits.add_argument("--max-video-seconds", type=float, default=60, metavar="S",
+                        help="longest video span one job may stylize, 0.01 to 86400 (default: 60)")
+    limits.add_argument("--max-live-seconds", type=float, default=300, metavar="S",
+                        help="processing time one live camera stream may take before it stops, 0.01 to 86400"
+                             " (default: 300)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("train", help="train your own style (needs the train extra: PyTorch)",
                        description="Train a style from a few hundred pictures: prepare the data, train the "
                                    "texture translation network (optionally with content calibration), export.")
-    from .train.cli import add_subcommands
+    if argv is None or "train" in argv:
+        from .train.cli import add_subcommands
 
-    add_subcommands(p.add_subparsers(dest="train_command", metavar="STEP", required=True))
+        add_subcommands(p.add_subparsers(dest="train_command", metavar="STEP", required=True))
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("styles", help="list, inspect, download, import and remove styles",
@@ -460,7 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -476,6 +547,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug, not a user error: still one line unless asked
         if os.environ.get("DCTOON_DEBUG"):
             raise
+        short = exhausted(e)  # threads, memory, disk: the machine's, said as such
+        if short is not None:
+            print(f"dctoon: error: {short}", file=sys.stderr)
+            return 2
         print(f"dctoon: internal error: {type(e).__name__}: {e} (set DCTOON_DEBUG=1 for details)", file=sys.stderr)
         return 1
 

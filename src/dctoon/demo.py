@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from .images import write_image
+from .outputs import fresh_folder
 from .pipeline import load
 
 
@@ -41,13 +42,13 @@ def camera_move(photo: np.ndarray, path: Path, seconds: float = 2.0, fps: int = 
 
 
 def run(out_dir: Path = Path("dctoon-demo"), style: str | None = None, video: bool = True) -> list[Path]:
-    """Stylize the astronaut photo and a camera move over it; return the files written."""
+    """Stylize the astronaut photo and a camera move over it into a fresh folder (``out_dir``, or
+    ``out_dir-2``, ... when it exists: an earlier run is never overwritten); return the files written."""
     from skimage import data
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     cartoonizer = load(style)
     name = Path(cartoonizer.style.name).stem
+    out_dir = fresh_folder(Path(out_dir))
     photo = data.astronaut()
     written = [out_dir / "astronaut.png", out_dir / f"astronaut_{name}.png"]
     write_image(written[0], photo)

@@ -12,12 +12,15 @@ from .errors import InputError
 from .images import IMAGE_SUFFIXES, temp_beside
 
 
-def image_name(src: Path, style: str, alpha: bool) -> str:
+SIDE_BY_SIDE = "_side-by-side"  # in the name of an input | output picture or video: it says what it is
+
+
+def image_name(src: Path, style: str, alpha: bool, side_by_side: bool = False) -> str:
     """The image format of the input where it can hold the result (alpha needs PNG or WebP)."""
     ext = src.suffix.lower() if src.suffix.lower() in IMAGE_SUFFIXES else ".png"
     if alpha and ext in (".jpg", ".jpeg", ".bmp"):
         ext = ".png"
-    return f"{src.stem}_{style}{ext}"
+    return f"{src.stem}_{style}{SIDE_BY_SIDE if side_by_side else ''}{ext}"
 
 
 def unused(path: Path, taken=()) -> Path:
@@ -28,6 +31,22 @@ def unused(path: Path, taken=()) -> Path:
         n += 1
         candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
     return candidate
+
+
+def fresh_folder(path: Path) -> Path:
+    """A new, empty folder: ``path``, or ``PATH-2``, ``PATH-3``, ... when that one exists. Made here,
+    so what goes in it never meets an earlier run's files (two runs at once get two folders)."""
+    path = path if path.name else path.resolve()
+    n, candidate = 1, path
+    while True:
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = path.with_name(f"{path.name}-{n}")
+        except OSError as e:
+            raise InputError(f"{candidate}: cannot make the folder ({e.strerror or e})") from None
 
 
 def plan_outputs(paths: list[Path], out: Path | None, name: Callable[[Path], str], suffixes,
@@ -79,5 +98,5 @@ def _check_writable(dst: Path) -> None:
 
 
 
-def video_name(src: Path, style: str) -> str:
-    return f"{src.stem}_{style}.mp4"
+def video_name(src: Path, style: str, side_by_side: bool = False) -> str:
+    return f"{src.stem}_{style}{SIDE_BY_SIDE if side_by_side else ''}.mp4"

@@ -166,6 +166,14 @@ class Cartoonizer:
         before = rgb if alpha is None else np.concatenate([rgb, alpha], axis=2)
         return before, self._render(rgb, alpha, faces)
 
+    def side_by_side(self, image: np.ndarray) -> np.ndarray:
+        """Input | output in one picture, as ``video --side-by-side`` writes frames (the input as the
+        result frames it; opaque beside a transparent result)."""
+        before, after = self.before_after(image)
+        if before.shape[2] < after.shape[2]:
+            before = np.dstack([before, np.full(before.shape[:2], 255, np.uint8)])
+        return np.hstack([before, after])
+
     def _frame(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, list[Face]]:
         """Checked, capped, face-detected and auto-cropped RGB, its alpha (if any) and its faces."""
         from .images import to_rgb8
