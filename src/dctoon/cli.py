@@ -96,6 +96,12 @@ def _add_frame_options(p, what: str) -> None:
                         + ("; a smooth virtual camera follows the main face or group" if what == "video" else ""))
 
 
+def _add_encoding_options(p) -> None:
+    p.add_argument("--crf", type=int, default=20, metavar="N",
+                   help="H.264 quality of the video written, 0 (lossless) to 51 (worst); default 20")
+    p.add_argument("--preset", default="veryfast", help="x264 speed preset, ultrafast to placebo (default: veryfast)")
+
+
 def _settings(args):
     """The per-job options, range-checked (one line, before any model loads)."""
     from .pipeline import Settings
@@ -402,10 +408,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     _add_frame_options(look, "video")
     vid.add_argument("--start", type=float, metavar="S", help="start at S seconds of the input")
     vid.add_argument("--end", type=float, metavar="S", help="stop at S seconds of the input")
-    vid.add_argument("--crf", type=int, default=20, metavar="N",
-                     help="H.264 quality, 0 (lossless) to 51 (worst); default 20")
-    vid.add_argument("--preset", default="veryfast",
-                     help="x264 speed preset, ultrafast to placebo (default: veryfast)")
+    _add_encoding_options(vid)
     vid.add_argument("--keep-partial", action="store_true",
                      help="on Ctrl-C/kill, keep the frames done so far as a playable file")
     vid.add_argument("--no-temporal", action="store_true",
@@ -433,10 +436,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                      help="videos are cut into pieces of about S seconds (0.5 to 3600) at keyframes (default: 10)")
     vid.add_argument("--warmup", type=float, default=1.0, metavar="S",
                      help="seconds (0 to 60) before each piece that are stylized but not written (default: 1)")
-    vid.add_argument("--crf", type=int, default=20, metavar="N",
-                     help="H.264 quality for videos, 0 (lossless) to 51 (default: 20)")
-    vid.add_argument("--preset", default="veryfast",
-                     help="x264 speed preset, ultrafast to placebo (default: veryfast)")
+    _add_encoding_options(vid)
     perf.add_argument("--address", metavar="ADDR", help="an existing Ray cluster (auto, HOST:PORT, ray://...)")
     perf.add_argument("--workers", type=int, default=0, metavar="N",
                       help="models loaded at once (0 to 1024), each with an equal share of the CPUs (default 0: one "
