@@ -91,9 +91,17 @@ def camera_browser(playwright, tmp_path_factory):
     b.close()
 
 
+LAPTOP = {"width": 1366, "height": 768}
+PHONE = {"width": 390, "height": 844}
+
+
 @pytest.fixture
-def page(browser, server):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+def page(browser, server, request):
+    """The page in a fresh browser context: a laptop's window, or a phone's (``@pytest.mark.parametrize``
+    with ``indirect=["page"]``)."""
+    phone = getattr(request, "param", "laptop") == "phone"
+    context = browser.new_context(viewport=PHONE if phone else LAPTOP, is_mobile=phone, has_touch=phone,
+                                  accept_downloads=True)
     pg = context.new_page()
     outside: list[str] = []
 
@@ -131,10 +139,27 @@ def screenshots(tmp_path_factory) -> Path:
     return SHOTS
 
 
-def _shot(pg, name: str) -> None:
+def _shot(pg, name: str, full_page: bool = True) -> None:
+    """A screenshot: the whole page, or (``full_page=False``) what the window shows without scrolling."""
     assert SHOTS is not None, "the screenshots fixture sets the folder"
     SHOTS.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(SHOTS / name), full_page=True)
+    pg.screenshot(path=str(SHOTS / name), full_page=full_page)
+
+
+def _in_view(pg, selector: str) -> dict:
+    """The element's box; asserts that it lies wholly inside the window, the page not scrolled."""
+    assert pg.evaluate("window.scrollY") == 0
+    box = pg.locator(selector).first.bounding_box()
+    view = pg.viewport_size
+    assert box and box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= view["width"] + 1 \
+        and box["y"] + box["height"] <= view["height"] + 1, (selector, box, view)
+    return box
+
+
+def _options(pg) -> None:
+    """Unfold the options (folded on the first screen)."""
+    pg.locator("#dctoon-options").get_by_text("Options / 选项").click()
+    pg.locator("#dctoon-faces").wait_for(timeout=10_000)
 
 
 def _fetch(pg, server, src: str, dst: Path) -> Path:
@@ -146,6 +171,8 @@ def _fetch(pg, server, src: str, dst: Path) -> Path:
 
 
 def _set_size(pg, px: int) -> None:
+    if not pg.locator("#dctoon-size").is_visible():
+        _options(pg)
     box = pg.locator("#dctoon-size input")
     box.click()
     box.fill(str(px))
@@ -153,15 +180,26 @@ def _set_size(pg, px: int) -> None:
     pg.locator("body").click(position={"x": 5, "y": 5})
 
 
-def test_start_page(page, server):
-    assert page.get_by_text("Style / 风格").first.is_visible()
-    assert page.get_by_role("tab", name="Image / 图片").is_visible()
-    assert page.get_by_role("tab", name="Video / 视频").is_visible()
-    _shot(page, "start.png")
+ONE_CLICK = ["#dctoon-image-in", "#dctoon-styles", "#dctoon-go"]  # upload, style picker, the button
+
+
+@pytest.mark.parametrize("page", ["laptop", "phone"], indirect=True)
+def test_first_screen(page, server):
+    """Upload, styles and the button on the first screen of a 1366x768 laptop and a 390x844 phone;
+    the options folded, the tabs for the three inputs there."""
+    for selector in ONE_CLICK:
+        _in_view(page, selector)
+    for name in ("Photo / 照片", "Video / 视频", "Live / 实时"):
+        tab = page.get_by_role("tab", name=name)
+        assert tab.is_visible(), name
+        _in_view(page, f"[role=tab][data-tab-id={tab.get_attribute('data-tab-id')}]")
+    assert not page.locator("#dctoon-faces").is_visible()  # one click away, in Options
+    phone = page.viewport_size["width"] < 500
+    _shot(page, "start-phone.png" if phone else "start.png", full_page=False)
 
 
 def test_style_picker(page, server):
-    from dctoon.styles import BUILTIN_DIR, CARD
+    from dctoon.styles import BUILTIN_DIR, CARD, catalogue
 
     builtin = [d for d in BUILTIN_DIR.iterdir() if (d / CARD).is_file()]
     # the --style file first, then the built-in styles, then the imported user style 'toon'
@@ -170,26 +208,68 @@ def test_style_picker(page, server):
     page.locator("#dctoon-styles img").last.click()  # a preview picks its style
     page.wait_for_function("() => document.querySelector('#dctoon-style input:checked').value === 'toon'",
                            timeout=10_000)
+    about = page.locator("#dctoon-style-info")
+    about.get_by_text("toon", exact=True).wait_for(timeout=10_000)
+    assert "your own" in about.inner_text()  # where it comes from
+    for e in catalogue():  # how each style looks, in its card's first sentence; the training record stays there
+        if e.kind != "built-in":
+            continue
+        page.locator(f"#dctoon-styles img[alt='{e.name}']").click()
+        about.get_by_text(e.name, exact=True).wait_for(timeout=10_000)
+        shown = about.inner_text()
+        first, _, rest = e.description.partition(". ")
+        assert first.rstrip(".") in shown and "built into dctoon" in shown, shown
+        assert not rest or rest[:30] not in shown, shown
     page.locator("#dctoon-styles img").nth(0).click()
     page.wait_for_function(f"() => document.querySelector('#dctoon-style input:checked').value === '{STYLE}'",
                            timeout=10_000)
 
 
-def test_image_in_browser(page, server, portrait, tmp_path):
+@pytest.mark.parametrize("page", ["laptop", "phone"], indirect=True)
+def test_one_click_photo(page, server, portrait, tmp_path):
+    """The first ten seconds: upload a photo, pick a style, press the button, without scrolling; the
+    before/after comes beside the photo (under the button on a phone, scrolled into view) with a
+    download button."""
+    from PIL import Image
+
+    phone = page.viewport_size["width"] < 500
+    page.locator("#dctoon-image-in input[type=file]").set_input_files(str(portrait))
+    page.locator("#dctoon-image-in img").first.wait_for(timeout=30_000)
+    page.locator("#dctoon-styles img").last.click()  # 'toon'
+    page.wait_for_function("() => document.querySelector('#dctoon-style input:checked').value === 'toon'",
+                           timeout=10_000)
+    _in_view(page, "#dctoon-go")
+    page.locator("#dctoon-go").click()
+    link = page.locator("#dctoon-image-file")
+    link.wait_for(state="visible", timeout=120_000)
+    page.locator("#dctoon-image-out img").nth(1).wait_for(timeout=30_000)
+    page.wait_for_timeout(800)  # the smooth scroll to the result, on a phone
+    out_box = page.locator("#dctoon-image-out").bounding_box()
+    in_box = page.locator("#dctoon-image-in").bounding_box()
+    if phone:
+        assert out_box["y"] >= page.locator("#dctoon-go").bounding_box()["y"]  # under the button
+        assert page.evaluate("window.scrollY") > 0 and out_box["y"] < PHONE["height"]  # and brought into view
+    else:
+        assert out_box["x"] > in_box["x"] + in_box["width"] and out_box["y"] < in_box["y"] + in_box["height"]
+        assert out_box["y"] + out_box["height"] <= LAPTOP["height"]  # beside the photo, on the first screen
+    with page.expect_download() as download:
+        link.click()
+    path = tmp_path / "out.png"
+    download.value.save_as(path)
+    assert download.value.suggested_filename == f"{portrait.stem}_toon.png"
+    out = Image.open(path)
+    assert out.size == Image.open(portrait).size
+    src = np.asarray(Image.open(portrait).convert("RGB"), np.float32)
+    assert np.abs(np.asarray(out.convert("RGB"), np.float32) - src).mean() > 3  # it was stylized
+    _shot(page, "image-result-phone.png" if phone else "image-result.png", full_page=False)
+
+
+def test_all_styles_in_browser(page, server, portrait, tmp_path):
     from PIL import Image
 
     page.locator("#dctoon-image-in input[type=file]").set_input_files(str(portrait))
     page.locator("#dctoon-image-in img").first.wait_for(timeout=30_000)
     _set_size(page, SIZE)
-    page.locator("#dctoon-image-go").click()
-    link = page.locator("#dctoon-image-file a").first
-    link.wait_for(timeout=120_000)
-    page.locator("#dctoon-image-out img").nth(1).wait_for(timeout=30_000)
-    out = Image.open(_fetch(page, server, link.get_attribute("href"), tmp_path / "out.png"))
-    assert out.size == (SIZE, SIZE)
-    src = np.asarray(Image.open(portrait).resize(out.size).convert("RGB"), np.float32)
-    assert np.abs(np.asarray(out.convert("RGB"), np.float32) - src).mean() > 3  # it was stylized
-    _shot(page, "image-result.png")
     page.locator("#dctoon-all-go").click()  # the same photo in every style of the page, named
     grid = page.locator("#dctoon-all-out img").first
     grid.wait_for(timeout=180_000)
@@ -206,9 +286,10 @@ def test_video_in_browser(page, server, tmp_path):
     page.locator("#dctoon-video-in input[type=file]").set_input_files(str(clip))
     page.locator("#dctoon-video-in video").first.wait_for(timeout=60_000)
     page.locator("#dctoon-end input").fill(str(CLIP_END))
+    _options(page)
     page.get_by_text("Whole frame only / 仅整幅画面").click()
     _set_size(page, SIZE)
-    page.locator("#dctoon-video-go").click()
+    page.locator("#dctoon-go").click()
     # the progress bar: frames done / total with an ETA, from the video's own progress callback
     page.get_by_text(re.compile(r"ETA / 剩余 \d+:\d\d")).first.wait_for(timeout=60_000)
     _shot(page, "video-progress.png")  # best effort: the job may be done by the time it is taken
@@ -236,7 +317,7 @@ def test_not_a_video_shows_error(page, server, tmp_path):
     page.get_by_role("tab", name="Video / 视频").click()
     page.locator("#dctoon-video-in input[type=file]").set_input_files(str(fake))
     page.wait_for_timeout(1000)
-    page.locator("#dctoon-video-go").click()
+    page.locator("#dctoon-go").click()
     message = page.get_by_text("holiday.mp4: not a readable video").first
     message.wait_for(timeout=60_000)
     assert "Traceback" not in page.content()
@@ -252,7 +333,7 @@ def test_not_an_image_shows_error(page, server, tmp_path):
     message.first.wait_for(timeout=30_000)  # said at upload, before the button is pressed
     page.get_by_test_id("toast-close").first.click()
     message.first.wait_for(state="detached", timeout=10_000)
-    page.locator("#dctoon-image-go").click()
+    page.locator("#dctoon-go").click()
     message.first.wait_for(timeout=60_000)  # and again at the button, from the job's own input
     texts = page.locator("[data-testid=toast-text]").all_inner_texts()
     assert texts and all(t.strip() == "notes.png: not an image / 不是图片" for t in texts), texts  # no bare "Error"
@@ -332,7 +413,7 @@ def test_strength_and_all_styles_through_the_api(server, portrait, tmp_path):
 
 
 def test_person_and_framing_options_on_the_page(page):
-    page.get_by_text("Person, background and framing / 人物、背景与构图").click()
+    _options(page)
     page.get_by_text("Person only / 仅人物").wait_for(timeout=10_000)
     page.get_by_text("Blur / 虚化").click()
     page.get_by_text("9:16").first.click()
@@ -345,9 +426,11 @@ LIVE_STATUS = re.compile(r"^(\S+) · ([\d.]+) fps · (\d+) ms per frame · (\d+)
 def test_live_camera_in_browser(camera_browser, server, tmp_path):
     """Record from the (fake) camera: stylized frames arrive, the page shows their rate, and the style
     switches while the stream runs."""
-    pg = camera_browser.new_page(viewport={"width": 1280, "height": 1000})
+    pg = camera_browser.new_page(viewport=LAPTOP)
     pg.goto(server["url"])
     pg.get_by_role("tab", name="Live / 实时").click()
+    pg.locator("#dctoon-live-out").wait_for(timeout=10_000)  # the live result takes the result's place
+    assert not pg.locator("#dctoon-go").is_visible()  # the camera's Record is the button here
     pg.get_by_text("Click to Access Webcam").click()
     record = pg.locator("#dctoon-camera button", has_text="Record")
     record.wait_for(timeout=30_000)
@@ -369,7 +452,7 @@ def test_live_camera_in_browser(camera_browser, server, tmp_path):
 
     frame = np.asarray(Image.open(out))
     assert max(frame.shape[:2]) == 384 and frame.std() > 10  # a picture, not a blank
-    pg.locator("#dctoon-style").get_by_text("toon", exact=True).click()  # switched while it runs
+    pg.locator("#dctoon-styles img[alt='toon']").click()  # switched while it runs
     pg.wait_for_function("() => document.querySelector('#dctoon-live-info textarea').value.startsWith('toon ')",
                          timeout=60_000)
     _shot(pg, "live.png")

@@ -1,6 +1,7 @@
 """``dctoon serve``: a Gradio web app (and HTTP API) for photos, videos and a live camera.
 
-One page, three tabs (Image / Video / Live), a style picker with previews, one button. Built to be left
+One page for the one-click path: the input (Photo / Video / Live tabs), the styles as large previews, one
+button, the result beside the input; options folded. Built to be left
 running as a service, not only as a demo:
 
 * binds 127.0.0.1 unless told otherwise; no share link, analytics off, system fonts (no CDN), so
@@ -36,7 +37,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 _USER_TEMP = os.environ.get("GRADIO_TEMP_DIR")
 
 from .app import App, Limits  # noqa: E402
-from .page import CSS, _gradio, build, theme  # noqa: E402
+from .page import CSS, HEAD, _gradio, build, theme  # noqa: E402
 
 __all__ = ["App", "Limits", "build", "serve"]
 
@@ -68,7 +69,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860, style: str | None = None, *
     try:
         demo = build(app, shown)
         demo.launch(server_name=host, server_port=port, share=False, inbrowser=False, show_error=False,
-                    max_file_size=f"{limits.max_upload_mb}mb", ssr_mode=False, theme=theme(), css=CSS,
+                    max_file_size=f"{limits.max_upload_mb}mb", ssr_mode=False, theme=theme(), css=CSS, head=HEAD,
                     allowed_paths=[str(app.workdir)], quiet=True, prevent_thread_lock=not block)
     except BaseException:
         app.cleanup()

@@ -7,6 +7,7 @@ import collections
 import dataclasses
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -38,6 +39,15 @@ class Limits:
 
 
 LIVE_SIDES = (256, 384, 512)  # the live camera's frame sizes (longest side)
+ORIGINS = {"built-in": "built into dctoon / 内置", "official": "DCT-Net's official style / 官方风格",
+           "user": "your own, imported / 自有风格"}
+
+
+def look(description: str) -> str:
+    """A model card's first sentence: how the style looks. The rest of a card's description is its
+    training record, which stays in the card (`dctoon styles info`)."""
+    first = re.split(r"(?<=[.!?])\s+", description.strip(), maxsplit=1)[0]
+    return first.rstrip(".") + "." if first else ""
 
 
 @dataclasses.dataclass
@@ -77,7 +87,7 @@ class App:
         (self.workdir / "jobs").mkdir(exist_ok=True)
         self._models: dict[str, object] = {}
         self._lock = threading.Lock()
-        self.styles = self._find_styles(style)   # label -> (spec, description, preview or None)
+        self.styles = self._find_styles(style)
         if not self.styles:
             from ..styles import default_style
 
@@ -87,22 +97,24 @@ class App:
         self.previews = self._make_previews()
 
     # ---------------------------------------------------------------- styles
-    def _find_styles(self, style: str | None) -> dict[str, tuple[str, str, Path | None]]:
+    def _find_styles(self, style: str | None) -> dict[str, tuple[str, tuple[str, str], Path | None]]:
+        """label -> (what --style resolves, (how it looks, where it comes from), preview or None)."""
         from .. import styles as st
 
-        found: dict[str, tuple[str, str, Path | None]] = {}
+        found: dict[str, tuple[str, tuple[str, str], Path | None]] = {}
         if style is not None:
             resolved = st.resolve(style)   # a bad --style fails at start, with the CLI's message
             if Path(style).expanduser().exists():
-                found[Path(style).stem] = (str(Path(style).expanduser()), resolved.description or
-                                           f"model file {Path(style).name}", None)
+                found[Path(style).stem] = (str(Path(style).expanduser()),
+                                           (look(resolved.description), f"model file {Path(style).name}"), None)
         for e in st.catalogue():
             if e.installed and e.name not in found:
-                found[e.name] = (e.name, e.description, e.preview)
+                found[e.name] = (e.name, (look(e.description), ORIGINS.get(e.kind, e.kind)), e.preview)
         return found
 
-    def describe(self, label: str) -> str:
-        return self.styles[label][1] if label in self.styles else ""
+    def describe(self, label: str) -> tuple[str, str]:
+        """(how the style looks, where it comes from), for people choosing one."""
+        return self.styles[label][1] if label in self.styles else ("", "")
 
     def _label_of(self, style: str) -> str:
         p = Path(style).expanduser()
@@ -202,7 +214,7 @@ class App:
 
             photo = read_image(self.examples["image"][0], max_side=256)
         items, self.preview_labels = [], []
-        for i, (label, (_spec, description, preview)) in enumerate(self.styles.items()):
+        for i, (label, (_spec, _about, preview)) in enumerate(self.styles.items()):
             dst = out / f"{i:02d}.jpg"
             try:
                 if preview is not None:
