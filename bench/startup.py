@@ -44,11 +44,12 @@ def main() -> None:
     taken.write_bytes(b"")
     text = work / "notes.jpg"
     text.write_text("a text file, not a picture\n")
+    photo = str(a.photo)
     cases = [("`dctoon --version`", lambda i: ["--version"], 0),
              ("missing input: `dctoon image nothere.jpg`", lambda i: ["image", "nothere.jpg"], 2),
-             ("existing `-o`: `dctoon image PHOTO -o taken.png`", lambda i: ["image", str(a.photo), "-o", str(taken)], 2),
+             ("existing `-o`: `dctoon image PHOTO -o taken.png`", lambda i: ["image", photo, "-o", str(taken)], 2),
              ("not an image: `dctoon image notes.jpg` (a text file)", lambda i: ["image", str(text)], 2),
-             ("`dctoon image` of a 512 px photo", lambda i: ["image", str(a.photo), "-o", str(work / f"out{i}.png")], 0)]
+             ("`dctoon image` of a 512 px photo", lambda i: ["image", photo, "-o", str(work / f"out{i}.png")], 0)]
     try:
         print(f"{cpu_line()}; load average {os.getloadavg()[0]:.1f} at the start\n")
         print("| command | median s | min-max s |\n|---|---:|---:|")

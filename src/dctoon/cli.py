@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .errors import DctoonError, InputError, check_range, exhausted
 
+Options = argparse._ActionsContainer  # a parser or one of its argument groups
 DEFAULT_STYLE = "{default style}"  # in help texts: the style's name, looked up only when help is printed
 
 
@@ -39,12 +40,12 @@ def _default_style(text: str) -> str:
     return text.replace(DEFAULT_STYLE, name)
 
 
-def _groups(p: argparse.ArgumentParser, *titles: str) -> list:
+def _groups(p: argparse.ArgumentParser, *titles: str) -> list[argparse._ArgumentGroup]:
     """Argument groups, so that --help reads by topic (input and output, look, video, performance)."""
     return [p.add_argument_group(t) for t in titles]
 
 
-def _add_style_options(p, perf, strength: bool = True, grid: bool = False) -> None:
+def _add_style_options(p: Options, perf: Options, strength: bool = True, grid: bool = False) -> None:
     """The look (style, strengths, faces, size) into ``p``; threads and device into ``perf``."""
     p.add_argument("-s", "--style", help="style name (see `dctoon styles`) or path to a model file/folder "
                    "(.onnx, .tflite, DCT-Net .pb, style folder); a mixture: anime+3d:0.3 (weights after ':', "
@@ -66,7 +67,7 @@ def _add_style_options(p, perf, strength: bool = True, grid: bool = False) -> No
     _add_device_option(perf)
 
 
-def _add_device_option(p) -> None:
+def _add_device_option(p: Options) -> None:
     from .runtime import DEVICES
 
     p.add_argument("--device", choices=DEVICES, default="auto",
@@ -76,7 +77,7 @@ def _add_device_option(p) -> None:
                         "'dctoon[gpu]') or tensorrt (fp16 engines, built once per size)")
 
 
-def _add_strength_options(p) -> None:
+def _add_strength_options(p: Options) -> None:
     p.add_argument("--strength", type=float, default=1.0, metavar="S",
                    help="how much cartoon, 0 (the photo) to 1 (the style as trained, default)")
     p.add_argument("--face-strength", type=float, metavar="S", help="strength for faces, 0 to 1 (default: --strength)")
@@ -84,7 +85,7 @@ def _add_strength_options(p) -> None:
                    help="strength for the rest of the frame, 0 to 1 (default: --strength)")
 
 
-def _add_frame_options(p, what: str) -> None:
+def _add_frame_options(p: Options, what: str) -> None:
     p.add_argument("--part", "--mode", choices=("all", "person", "background"), default="all",
                    help="what is stylized: all (default), the person over the original background, or the "
                         "background around the original person (person segmentation, fetched once)")
@@ -96,7 +97,7 @@ def _add_frame_options(p, what: str) -> None:
                         + ("; a smooth virtual camera follows the main face or group" if what == "video" else ""))
 
 
-def _add_encoding_options(p) -> None:
+def _add_encoding_options(p: Options) -> None:
     p.add_argument("--crf", type=int, default=20, metavar="N",
                    help="H.264 quality of the video written, 0 (lossless) to 51 (worst); default 20")
     p.add_argument("--preset", default="veryfast", help="x264 speed preset, ultrafast to placebo (default: veryfast)")

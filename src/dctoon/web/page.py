@@ -184,7 +184,7 @@ def build(app: App, url: str = "http://127.0.0.1:7860/"):
     return demo
 
 
-def _input_column(app: App, c) -> None:
+def _input_column(app: App, c: types.SimpleNamespace) -> None:
     """Step 1: what to cartoonize, one tab per kind of input."""
     gr = _gradio()
     lim = app.limits
@@ -220,7 +220,7 @@ def _input_column(app: App, c) -> None:
                         "点击录制开始；风格与选项可随时切换。", elem_classes="dctoon-note")
 
 
-def _style_column(app: App, c) -> None:
+def _style_column(app: App, c: types.SimpleNamespace) -> None:
     """Step 2 and 3: the styles as the same photo in each, the one button, the options folded."""
     gr = _gradio()
     lim = app.limits
@@ -257,7 +257,7 @@ def _style_column(app: App, c) -> None:
         c.all_go = gr.Button("The photo in every style / 全部风格一览", elem_id="dctoon-all-go")
 
 
-def _result_column(c) -> None:
+def _result_column(c: types.SimpleNamespace) -> None:
     """What the button made, for the input kind of the tab shown."""
     gr = _gradio()
     with gr.Column(elem_id="dctoon-image-result") as c.image_result:
@@ -283,7 +283,7 @@ def _about(app: App, label: str) -> str:
     return f"**{html.escape(label)}** · {html.escape(origin)}  \n{html.escape(look)}"
 
 
-def _wire(app: App, c) -> None:
+def _wire(app: App, c: types.SimpleNamespace) -> None:
     """The events: the tabs switch the result shown, a preview picks its style, the button runs the
     tab's job; each job is also a named API endpoint."""
     gr = _gradio()
