@@ -196,6 +196,10 @@ def test_first_screen(page, server):
     assert not page.locator("#dctoon-faces").is_visible()  # one click away, in Options
     phone = page.viewport_size["width"] < 500
     _shot(page, "start-phone.png" if phone else "start.png", full_page=False)
+    page.get_by_role("tab", name="Video / 视频").click()  # a video's path too: upload, trim, style, button
+    page.locator("#dctoon-video-in").wait_for(timeout=10_000)
+    for selector in ("#dctoon-video-in", "#dctoon-end", "#dctoon-styles", "#dctoon-go"):
+        _in_view(page, selector)
 
 
 def test_style_picker(page, server):

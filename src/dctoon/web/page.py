@@ -32,7 +32,10 @@ CSS = """
 @media (max-width: 700px) {
   #dctoon-title h1 { font-size: 1.3rem; }
   #dctoon-tabs .tab-container button { padding-left: 8px; padding-right: 8px; }
-  #dctoon-image-in, #dctoon-video-in, #dctoon-camera { height: 200px !important; }
+  #dctoon-image-in { height: 200px !important; }
+  #dctoon-video-in, #dctoon-camera { height: 160px !important; }
+  #dctoon-video-examples { display: none; }  /* a phone has its own videos: the button stays in view */
+  .dctoon-note p, #dctoon-style-info p { font-size: 0.8rem; }
   #dctoon-styles .grid-wrap { overflow-y: hidden; }
   #dctoon-styles .grid-container { grid-auto-flow: column; grid-template-columns: none; grid-template-rows: none;
     grid-auto-columns: calc((100% - 3 * var(--spacing-lg)) / 3.25); overflow-x: auto; }  /* a 4th peeks: it scrolls */
@@ -199,11 +202,11 @@ def _input_column(app: App, c: types.SimpleNamespace) -> None:
             c.video_in = gr.Video(sources=["upload"], label="Video / 视频", height=INPUT_HEIGHT,
                                   elem_id="dctoon-video-in")
             with gr.Row():
-                c.start = gr.Number(0, label="Start (s) / 开始（秒）", minimum=0, min_width=100, elem_id="dctoon-start")
-                c.end = gr.Number(0, label="End (s), 0 = to the end / 结束（秒）", minimum=0, min_width=100,
-                                  elem_id="dctoon-end")
-            gr.Markdown(f"At most {lim.max_video_seconds:g} s per job, uploads up to {lim.max_upload_mb} MB; "
-                        f"audio is kept. 每次最多 {lim.max_video_seconds:g} 秒，不超过 {lim.max_upload_mb} MB，保留音频。",
+                c.start = gr.Number(0, label="Start, s / 开始", minimum=0, min_width=100, elem_id="dctoon-start")
+                c.end = gr.Number(0, label="End, s / 结束", minimum=0, min_width=100, elem_id="dctoon-end")
+            gr.Markdown(f"End 0: to the end. At most {lim.max_video_seconds:g} s per job, uploads up to "
+                        f"{lim.max_upload_mb} MB; audio is kept. 结束为 0：到结尾；每次最多 {lim.max_video_seconds:g} 秒，"
+                        f"不超过 {lim.max_upload_mb} MB，保留音频。",
                         elem_classes="dctoon-note")
             if app.examples["video"]:
                 gr.Examples([[str(p)] for p in app.examples["video"]], [c.video_in], label="Example / 示例",
