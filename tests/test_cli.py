@@ -262,23 +262,26 @@ EXHAUST = """import resource, sys
 from dctoon.cli import main
 from dctoon.pipeline import load
 import av, cv2, onnxruntime  # noqa: F401 - every library in before the limit
-load(sys.argv[1], device="cpu")
+style, command = sys.argv[1], sys.argv[2:]
+load(style, device="cpu")
 vm = int(next(ln for ln in open("/proc/self/status") if ln.startswith("VmSize")).split()[1]) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (vm + 64 * 2**20, resource.RLIM_INFINITY))
-sys.exit(main(["video", sys.argv[2], "-o", sys.argv[3], "--style", sys.argv[1], "--end", "0.5", "--device", "cpu",
-               "-q"]))
+sys.exit(main([*command, "--style", style, "--device", "cpu"]))
 """
 
 
-def test_running_out_of_threads_is_not_called_a_corrupt_video(tmp_path, fp16_model):
-    """A fine video where FFmpeg cannot start its decoding threads (the address space capped just above
-    what the loaded process holds: a real limit, no mock): the one line says what ran out."""
-    clip = need(VIDEOS / "talking-head-512-noaudio.mp4")
+@pytest.mark.parametrize("command", ["video", "image"])
+def test_running_out_of_threads_or_memory_is_said_as_such(tmp_path, fp16_model, command):
+    """A fine input on a machine that cannot start FFmpeg's decoding threads or onnxruntime's buffers
+    (the address space capped just above what the loaded process holds: a real limit, no mock): one
+    line says what ran out, never that the video is corrupt or the model cannot be loaded."""
     out = tmp_path / "out"
     out.mkdir()
-    r = subprocess.run([sys.executable, "-c", EXHAUST, str(fp16_model), str(clip), str(out)], capture_output=True,
-                       text=True, timeout=300)
-    line = one_line_error(r.stderr)
+    args = (["video", need(VIDEOS / "talking-head-512-noaudio.mp4"), "--end", "0.5", "-q"] if command == "video"
+            else ["image", need(IMAGES / "portrait-color.jpg")])
+    r = subprocess.run([sys.executable, "-c", EXHAUST, str(fp16_model), *map(str, args), "-o", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    line = one_line_error(r.stderr)  # and nothing else: no onnxruntime log line, no tqdm warning
     assert r.returncode == 2 and "ran out of" in line, line
-    assert "corrupt" not in line and "not a readable" not in line and "truncated" not in line, line
+    assert not any(w in line for w in ("corrupt", "not a readable", "truncated", "cannot load")), line
     assert not list(out.iterdir())  # nothing half-written

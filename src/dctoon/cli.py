@@ -126,6 +126,15 @@ def _load(args):
     return load(args.style, settings, threads=threads, device=args.device)
 
 
+def _tqdm():
+    """tqdm, without its monitor thread (a watch on bars that stall, not needed here): where no thread
+    can start, its warning would print three lines before dctoon's one."""
+    from tqdm import tqdm
+
+    tqdm.monitor_interval = 0
+    return tqdm
+
+
 def _style_name(args) -> str:
     """The style's name in output names, found without loading its models (an unknown style is said here)."""
     from .styles import default_style, resolve
@@ -154,8 +163,7 @@ def cmd_image(args) -> int:
                         IMAGE_SUFFIXES, "an image")
     early = {paths[0]: read_image(paths[0], max_side=args.max_side)} if len(paths) == 1 else {}
     cartoonizer = _load(args)
-    from tqdm import tqdm
-
+    tqdm = _tqdm()
     written, failed = [], 0
     try:
         for src, dst in tqdm(list(zip(paths, plan)), unit="img", disable=len(paths) < 2, file=sys.stderr):
@@ -211,6 +219,7 @@ def cmd_video(args) -> int:
                        lambda s: video_name(s, style, args.side_by_side), (*OUTPUT_FORMATS, *ANIMATION_FORMATS),
                        "a video")[0]
     cartoonizer = _load(args)
+    _tqdm()
     remove_stale_partials(dst.parent)
 
     def terminate(signum, frame):  # a kill (SIGTERM) cleans up like Ctrl-C
