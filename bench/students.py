@@ -1,6 +1,6 @@
 """The student sizes' cost: MAC per pixel and ms per 720p frame of the TTN graph, per device.
 
-    python bench/students.py [--repeat 5] [--threads 0] [--device cpu,openvino]
+    python bench/students.py [--repeat 5] [--threads 0] [--device cpu,openvino] [--sizes 32/4,28/4,24/4]
 
 Each size is the same ONNX graph dctoon runs (guided filter included), with random weights (the
 time does not depend on the values), on one 1280x720 frame, best of ``--repeat`` after a warm-up.
@@ -10,15 +10,15 @@ The PSNR column of the Pareto table in bench/RESULTS.md comes from bench/fidelit
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import numpy as np
 
 from dctoon import network
 from dctoon.model import TTN
+from machine import cpu_line  # bench/ is the script's folder
 
-SIZES = [(32, 4), (24, 4), (16, 4), (16, 2)]
+SIZES = "32/4,28/4,24/4,16/4,16/2"  # the first is the base of the ratios
 
 
 def random_weights(channel: int, blocks: int) -> dict[str, np.ndarray]:
@@ -51,15 +51,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cpu", help="comma-separated, a column pair each: cpu (onnxruntime fp32), "
                     "openvino")
+    ap.add_argument("--sizes", default=SIZES, help="comma-separated WIDTH/BLOCKS; the first is the ratios' base")
     args = ap.parse_args()
     devices = args.device.split(",")
-    print(f"{platform.machine()}, {__import__('os').cpu_count()} cores, 1280x720, best of {args.repeat}\n")
+    print(f"{cpu_line()}; 1280x720, best of {args.repeat}\n")
     heads = (f"{d}: ms per 720p frame | {d}: vs c=32/4" for d in devices)
     print("| width / blocks | MAC per pixel | " + " | ".join(heads) + " |")
     print("|---|---|" + "---|---|" * len(devices))
     with tempfile.TemporaryDirectory() as d:
         base: dict[str, float] = {}
-        for c, b in SIZES:
+        for c, b in ((int(v) for v in size.split("/")) for size in args.sizes.split(",")):
             cells = []
             for device in devices:
                 ms = time_graph(c, b, args.threads, args.repeat, Path(d), device)

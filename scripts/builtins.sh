@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # How the built-in styles are made (a maintainer's script, not needed to use dctoon):
-#   scripts/builtins.sh distill STYLE [STEPS] [THREADS] [DEVICE]
-#                                                         distil the official STYLE (../shared) into runs/distill-STYLE
-#                                                         (DEVICE cuda on a GPU machine; default cpu)
+#   [STOP_AT=HH:MM] scripts/builtins.sh distill STYLE [STEPS] [THREADS] [DEVICE]
+#                                                         distil the official STYLE (../shared) into runs/distill-STYLE:
+#                                                         the first round from the teacher cut to the built-in's width,
+#                                                         later rounds from the shipped built-in (resumable; DEVICE cuda
+#                                                         on a GPU machine; default cpu)
 #   scripts/builtins.sh export STYLE                      write src/dctoon/builtin/NAME from that run
 #   scripts/builtins.sh metrics                           python bench/fidelity.py, then each card gets its numbers
 #   scripts/builtins.sh avatar [STOP_AT] [DEVICE]         fine-tune the official handdrawn style on the AvatarHQ pairs
@@ -21,32 +23,40 @@ PY=.venv/bin/python
 # of exactly these flags, with --w-content 1 and 2, weighted 0.7 and 0.3
 AVATAR_FLAGS="--res 160 --batch 4 --lr 1e-4 --w-pixel 3 --w-gradient 3 --w-ink 3 --paper skip --anchor photo --lowpass-weight 0.25 --steps 500 --sample-every 100 --threads 1"
 AVATAR_AVERAGE="runs/avatar-c1/best.pt runs/avatar-c2/best.pt --weights 0.7 0.3"
+# each built-in's width: the Pareto table of bench/RESULTS.md ("Built-in students")
+width() { echo 28; }
 name() { case "$1" in sd-design) echo design;; sd-illustration) echo illustration;; *) echo "$1";; esac; }
 describe() {
   case "$1" in
-    anime) echo "Anime: big clean eyes, smooth pale skin, flat colour, drawn hair";;
+    anime) echo "Anime: big clean eyes, smooth pale skin, flat colour and drawn hair";;
     3d) echo "3D: the look of a 3D animated film, soft shading and large eyes";;
     handdrawn) echo "Hand-drawn: a coloured illustration with drawn outlines";;
     sketch) echo "Sketch: a monochrome pencil drawing";;
     artstyle) echo "Art style: a painterly portrait with bold colour";;
-    sd-design) echo "Design: a stylised illustration trained on Stable-Diffusion design exemplars";;
-    sd-illustration) echo "Illustration: soft illustrated portraits trained on Stable-Diffusion exemplars";;
+    sd-design) echo "Design: a stylised, poster-like illustration";;
+    sd-illustration) echo "Illustration: a soft illustrated portrait";;
   esac
 }
 
 case "$1" in
   distill)
-    style=$2; steps=${3:-1500}; threads=${4:-2}; device=${5:-cpu}
+    # the first round cuts the teacher (dctoon.train.compress); a later one resumes from the shipped student
+    style=$2; steps=${3:-1500}; threads=${4:-2}; device=${5:-cpu}; n=$(name "$style")
+    init=teacher
+    grep -qs '"trainer": "dctoon.train.distill' "src/dctoon/builtin/$n/style.json" && init="src/dctoon/builtin/$n"
     .venv/bin/dctoon train distill --teacher "$S/models/official/dctnet_$style.tflite" \
       --photos "$S/data/face-photos" "$S/data/handdrawn-portraits-photos" --out "runs/distill-$style" \
-      --pool 1500 --steps "$steps" --channel 16 --blocks 4 --init teacher --threads "$threads" --device "$device" --resume ;;
+      --pool "${POOL:-1500}" --steps "$steps" --channel "$(width "$style")" --blocks 4 --init "$init" --threads "$threads" \
+      --lr 2e-4 --warmup 50 --calib 24 --sample-every 50 --device "$device" --resume ${STOP_AT:+--stop-at "$STOP_AT"} ;;
   export)
-    style=$2; n=$(name "$style")
+    style=$2; n=$(name "$style"); c=$(width "$style")
     $PY -c "from skimage import data; import cv2; cv2.imwrite('/tmp/dctoon-preview.png', data.astronaut()[16:272, 124:380, ::-1])"
-    .venv/bin/dctoon train export "runs/distill-$style/checkpoint.pt" --out "src/dctoon/builtin/$n" --name "$n" \
-      --description "$(describe "$style") (distilled from DCT-Net's official $style style: c=16, 4 blocks, 3.7x fewer operations)" \
+    tmp=$(mktemp -d)
+    .venv/bin/dctoon train export "runs/distill-$style/checkpoint.pt" --out "$tmp/$n" --name "$n" \
+      --description "$(describe "$style"). Distilled from DCT-Net's official $style style." \
       --preview /tmp/dctoon-preview.png \
-      --command "dctoon train distill --teacher dctnet_$style.tflite --photos face-photos handdrawn-portraits-photos --pool 1500 --channel 16 --blocks 4 --init teacher (scripts/builtins.sh distill $style; steps in this card)" ;;
+      --command "dctoon train distill --teacher dctnet_$style.tflite --photos face-photos handdrawn-portraits-photos --pool 1500 --channel $c --blocks 4 --init teacher|builtin (scripts/builtins.sh distill $style; steps and rounds in this card)"
+    rm -rf "src/dctoon/builtin/$n" && mv "$tmp/$n" "src/dctoon/builtin/$n" && rmdir "$tmp" ;;
   metrics)
     $PY bench/fidelity.py --sheet
     for style in anime 3d handdrawn sketch artstyle sd-design sd-illustration; do

@@ -6,6 +6,8 @@ as trained networks' do; calibration and test pictures are smooth random images.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -83,3 +85,41 @@ def test_cut_refuses_to_widen(teacher):
 
     with pytest.raises(InputError, match="cannot cut"):
         cut(teacher, pictures(2, 6), 12, 3)
+
+
+def test_a_distill_run_starts_from_the_cut_and_a_later_round_from_the_shipped_student(tmp_path):
+    """``--init teacher`` wider than the student: the compressed start, already close to the teacher
+    (the validation logged before the first step); export records the round; a second round from the
+    exported style (same width: no cut) resumes its weights, and its card keeps both rounds."""
+    import json
+    import shutil
+
+    from conftest import SHARED, need
+    from dctoon.styles import save_style
+    from dctoon.train import distill
+    from dctoon.train.export import export
+    from dctoon.train.settings import DistillSettings, ExportSettings
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in sorted(need(SHARED / "data" / "face-photos").glob("*.jpg"))[:16]:
+        shutil.copy(p, photos / p.name)
+    torch.manual_seed(0)
+    save_style(tmp_path / "teacher", "teacher", Generator(8, 2).numpy_weights(), description="", license="test",
+               source="test", single_file=True)
+    s = DistillSettings(teacher=str(tmp_path / "teacher"), photos=[str(photos)], out=str(tmp_path / "r1"), channel=6,
+                        blocks=2, steps=4, batch=2, res=64, pool=12, pool_size=96, val_images=4, sample_every=4,
+                        threads=1, init="teacher", calib=8)
+    first = distill.Distiller(s)
+    assert first.G.channel == 6 and "cut from c=8/2 blocks to c=6/2 blocks" in first.init
+    export(ExportSettings(checkpoint=str(first.run()), out=str(tmp_path / "student"), name="student"))
+    card = json.loads((tmp_path / "student" / "style.json").read_text())["training"]
+    assert first.history[0]["step"] == 0 and first.history[0]["val_psnr"] > 25  # the cut start, before training
+    assert [r["steps"] for r in card["rounds"]] == [4] and "cut from" in card["rounds"][0]["init"]
+
+    second = distill.Distiller(dataclasses.replace(s, out=str(tmp_path / "r2"), init=str(tmp_path / "student")))
+    shipped = {k: v.astype(np.float16).astype(np.float32) for k, v in first.G.numpy_weights().items()}
+    assert all(np.array_equal(second.G.numpy_weights()[k], v) for k, v in shipped.items())
+    export(ExportSettings(checkpoint=str(second.run()), out=str(tmp_path / "student2"), name="student"))
+    card = json.loads((tmp_path / "student2" / "style.json").read_text())["training"]
+    assert len(card["rounds"]) == 2 and card["rounds"][1]["init"].startswith("the head model of style student")

@@ -519,6 +519,6 @@ def test_distill_toy_run_learns_the_teacher_resumes_and_exports_a_student(tmp_pa
 def test_distill_refuses_bad_sizes_in_one_line(tmp_path, capsys):
     from dctoon.cli import main
 
-    code = main(["train", "distill", "--teacher", str(tmp_path), "--photos", str(tmp_path), "--channel", "20"])
+    code = main(["train", "distill", "--teacher", str(tmp_path), "--photos", str(tmp_path), "--channel", "65"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--channel" in err[0]

@@ -86,18 +86,18 @@ def activation_stats(weights: dict[str, np.ndarray], calib: np.ndarray) -> Stats
             taps: dict = {}
             g(x, taps)
             for name, (inp, y) in taps.items():
-                yield name, inp.double(), len(x)
-                yield f"{name}:out", y.double(), len(x)
+                yield name, inp.double()
+                yield f"{name}:out", y.double()
 
     def per_channel(t: torch.Tensor) -> torch.Tensor:
         return t.sum((0, 2, 3)) / t[0, 0].numel()
 
     sums: dict[str, torch.Tensor] = {}
-    for name, t, _ in each():
+    for name, t in each():
         sums[name] = sums.get(name, 0) + per_channel(t)
     means = {k: v / len(calib) for k, v in sums.items()}
     dev: dict[str, torch.Tensor] = {}
-    for name, t, _ in each():
+    for name, t in each():
         dev[name] = dev.get(name, 0) + per_channel((t - means[name].view(1, -1, 1, 1)).abs())
     return {k: (means[k].numpy(), (dev[k] / len(calib)).numpy()) for k in means}
 

@@ -140,51 +140,6 @@ def teacher_outputs(teacher, inputs: np.ndarray, batch: int = 8) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# a narrower start: a wider generator's weights, pruned
-
-
-def prune(weights: dict[str, np.ndarray], channel: int, blocks: int) -> dict[str, np.ndarray]:
-    """A wider ``unet_generator``'s weights cut down to ``channel``/``blocks`` (a starting point that
-    already draws the style; training then recovers what the cut lost).
-
-    Channels that are added together must be kept together: the trunk at 1/4 scale (``enc2`` and each
-    block's ``conv2``), the 1/2-scale skip (``enc1`` and ``dec2``) and the full-scale skip (``enc0``
-    and ``dec1``). In each such group, and in every other layer, the output channels whose kernels have
-    the largest L1 norm are kept; of the residual blocks, those whose second convolution is largest.
-    """
-    from dctoon.network import config_of
-
-    wide, n_blocks = config_of(weights)
-    if channel > wide or blocks > n_blocks:
-        raise InputError(f"cannot prune a c={wide}/{n_blocks}-block model to c={channel}/{blocks} blocks")
-    norm = {k[: -len(".weight")]: np.abs(v).sum(axis=(1, 2, 3)) for k, v in weights.items() if k.endswith(".weight")}
-    strength = [float(np.abs(weights[f"block{i}.conv2.weight"]).sum()) for i in range(n_blocks)]
-    kept_blocks = sorted(np.argsort(strength)[::-1][:blocks])
-
-    def top(names: list[str], n: int) -> np.ndarray:
-        return np.sort(np.argsort(sum(norm[x] for x in names))[::-1][:n])
-
-    c = channel
-    trunk = top(["enc2", *(f"block{i}.conv2" for i in kept_blocks)], 4 * c)
-    half, full = top(["enc1", "dec2"], 2 * c), top(["enc0", "dec1"], c)
-    outs = {"enc0": full, "down1": top(["down1"], c), "enc1": half, "down2": top(["down2"], 2 * c), "enc2": trunk,
-            "dec2": half, "up1": top(["up1"], 2 * c), "dec1": full, "up0": top(["up0"], c), "out": np.arange(3)}
-    ins = {"enc0": np.arange(3), "down1": full, "enc1": outs["down1"], "down2": half, "enc2": outs["down2"],
-           "dec2": trunk, "up1": half, "dec1": outs["up1"], "up0": full, "out": outs["up0"]}
-    pairs = [(name, name) for name in outs]
-    for j, i in enumerate(kept_blocks):
-        conv1 = top([f"block{i}.conv1"], 4 * c)
-        outs[f"block{j}.conv1"], ins[f"block{j}.conv1"] = conv1, trunk
-        outs[f"block{j}.conv2"], ins[f"block{j}.conv2"] = trunk, conv1
-        pairs += [(f"block{j}.conv1", f"block{i}.conv1"), (f"block{j}.conv2", f"block{i}.conv2")]
-    out = {}
-    for new, old in pairs:
-        out[f"{new}.weight"] = np.ascontiguousarray(weights[f"{old}.weight"][outs[new]][:, ins[new]])
-        out[f"{new}.bias"] = np.ascontiguousarray(weights[f"{old}.bias"][outs[new]])
-    return out
-
-
-# --------------------------------------------------------------------------------------------
 # losses and metrics
 
 
@@ -216,8 +171,6 @@ def _to_tensor(u8: np.ndarray) -> torch.Tensor:
 
 class Distiller:
     def __init__(self, s: DistillSettings):
-        if s.channel not in (16, 24, 32) or s.blocks not in (2, 4):
-            raise InputError("--channel must be 16, 24 or 32 and --blocks 2 or 4")
         if s.res % 4 or s.res > s.pool_size:
             raise InputError(f"--res must be a multiple of 4 and at most --pool-size {s.pool_size}")
         self.s = s
@@ -246,23 +199,43 @@ class Distiller:
         self.gen = torch.Generator().manual_seed(s.seed)
         self.step, self.elapsed, self.init = 0, 0.0, "random (PyTorch default)"
         self.history: list[dict] = []
+        self.rounds: list[dict] = []  # the rounds of training before this one (a built-in's card keeps them)
         if s.resume and (self.out / "checkpoint.pt").exists():
             self.load(self.out / "checkpoint.pt")
         elif s.init:
-            from dctoon.network import config_of
-
-            if s.init == "teacher":
-                weights, self.init = imported.weights, f"the teacher ({self.teacher_label})"
-            else:
-                from .gan import style_weights
-
-                weights, self.init = style_weights(s.init)
-            if config_of(weights) != (s.channel, s.blocks):
-                wide = config_of(weights)
-                weights = prune(weights, s.channel, s.blocks)
-                self.init += f", pruned from c={wide[0]}/{wide[1]} blocks to c={s.channel}/{s.blocks} by kernel L1 norm"
-            self.G.load_numpy_weights(weights)
+            self.G.load_numpy_weights(self._start(imported.weights))
         self.G.to(self.dev)
+
+    def _start(self, teacher_weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The ``--init`` weights, compressed (:mod:`.compress`) when wider than the student."""
+        from dctoon.network import config_of
+
+        s = self.s
+        if s.init == "teacher":
+            weights, self.init = teacher_weights, f"the teacher ({self.teacher_label})"
+        else:
+            from dctoon import styles
+
+            from .gan import style_weights
+
+            weights, self.init = style_weights(s.init)
+            self.rounds = list(styles.resolve(s.init).card.get("training", {}).get("rounds", []))
+        wide = config_of(weights)
+        if wide == (s.channel, s.blocks):
+            return weights
+        from .compress import cut, refit
+
+        pick = np.random.default_rng(s.seed).choice(len(self.pool_x), min(s.calib, len(self.pool_x)), replace=False)
+        calib = self.pool_x[np.sort(pick)]
+        t = time.time()
+        small, plan = cut(weights, calib, s.channel, s.blocks)
+        if s.refit:
+            small = refit(small, weights, plan, calib)
+        self.init += (f", cut from c={wide[0]}/{wide[1]} blocks to c={s.channel}/{s.blocks} blocks (activation"
+                      f" choice, mean compensation{', least-squares refit' if s.refit else ''}; {len(calib)} pool"
+                      " inputs)")
+        print(f"distill: {self.init} in {time.time() - t:.0f} s", flush=True)
+        return small
 
     def _pool(self, files: list[Path]):
         """Teacher-labelled inputs, made once and kept in OUT/pool.npz (same settings: reused)."""
@@ -290,7 +263,7 @@ class Distiller:
         return {"G": self.G.state_dict(), "opt": self.opt.state_dict(), "step": self.step, "elapsed": self.elapsed,
                 "settings": dataclasses.asdict(self.s), "rng": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
                 "init": self.init, "teacher": self.teacher_label, "gf": (self.radius, self.eps),
-                "n_images": self.n_images, "history": self.history, "kind": "distill"}
+                "n_images": self.n_images, "history": self.history, "rounds": self.rounds, "kind": "distill"}
 
     def save(self) -> Path:
         return save_checkpoint(self.state(), self.out / "checkpoint.pt")
@@ -303,6 +276,7 @@ class Distiller:
         self.opt.load_state_dict(st["opt"])
         self.step, self.elapsed, self.init = st["step"], st["elapsed"], st["init"]
         self.history = st.get("history", [])
+        self.rounds = st.get("rounds", [])
         self.gen.set_state(st["rng"])
         torch.set_rng_state(st["torch_rng"])
 
@@ -380,6 +354,10 @@ class Distiller:
         t_last = self.started = time.time()
         print(f"distill: {self.teacher_label} -> c{s.channel}/{s.blocks} blocks, {self.n_images} images,"
               f" pool {len(self.pool_x)}, from step {self.step} to {s.steps}", flush=True)
+        if not self.history:  # where the start stands (a compressed or shipped student is far from random)
+            self.history.append({"step": self.step, "elapsed_s": round(self.elapsed, 1),
+                                 "val_psnr": round(self.validate(), 3)})
+            log_step(self.out, self.step, self.elapsed, {}, val_psnr=self.history[-1]["val_psnr"])
         while self.step < s.steps:
             logs = self.train_step()
             now = time.time()
@@ -435,6 +413,10 @@ def distill_card(st: dict, metrics: dict | None = None, command: str | None = No
         card["metrics"] = metrics
     if command:
         card["command"] = command
+    this_round = {k: card[k] for k in ("steps", "hardware", "wall_time_s", "init", "validation_psnr_db")}
+    if metrics and "mean_psnr" in metrics:
+        this_round["fidelity_psnr_db"] = metrics["mean_psnr"]
+    card["rounds"] = [*st.get("rounds", []), this_round]  # every round of training, the start's first
     return card
 
 

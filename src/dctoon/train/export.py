@@ -51,6 +51,9 @@ def export(settings: ExportSettings) -> Path:
         card, training = style.card, dict(style.card.get("training", {}))
         if metrics:
             training["metrics"] = metrics
+            if training.get("rounds") and "mean_psnr" in metrics:  # the last round's fidelity, now measured
+                training["rounds"] = [*training["rounds"][:-1], {**training["rounds"][-1],
+                                                                 "fidelity_psnr_db": metrics["mean_psnr"]}]
         if s.command:
             training["command"] = " ; ".join(c for c in (training.get("command"), s.command) if c)
     bands = head.bands if s.bands is None else s.bands

@@ -140,9 +140,9 @@ class DistillSettings(_Checked):
     photos: list[str] = _f(None, "folders of training photos (faces, people, scenes; a hash hold-out of each is"
                                  " kept for validation)", required=True)
     out: str = _f("runs/distill", "run folder: pool.npz (teacher outputs), checkpoints, samples, log")
-    channel: int = _f(16, "student width: 32, 24 or 16 (MAC per pixel 124,608 / 71,856 / 33,504 with 4 blocks)",
-                      low=4, high=64)
-    blocks: int = _f(4, "student residual blocks: 4 or 2 (c=16 with 2 blocks: 24,288 MAC per pixel)", low=1, high=16)
+    channel: int = _f(16, "student width (MAC per pixel at 32 / 28 / 24 / 16 with 4 blocks: 124,608 / 95,676 /"
+                          " 71,856 / 33,504)", low=4, high=64)
+    blocks: int = _f(4, "student residual blocks (c=16 with 2 blocks: 24,288 MAC per pixel)", low=1, high=16)
     steps: int = _f(6000, "training steps", low=1, high=10000000)
     batch: int = _f(8, "batch size", low=1, high=1024)
     res: int = _f(160, "training crop size in px (a multiple of 4)", low=16, high=2048)
@@ -160,7 +160,11 @@ class DistillSettings(_Checked):
     holdout: float = _f(0.1, "fraction of each photo folder held out (validation, never trained on)", low=0, high=0.9)
     val_images: int = _f(24, "held-out images for the validation PSNR", low=1, high=10000)
     init: str | None = _f(None, "start the student from 'teacher' or a style's head model (name, folder or model"
-                                " file); a wider start is pruned to the student's width (default: random)")
+                                " file); a wider start is compressed to the student's width (default: random)")
+    calib: int = _f(32, "pool inputs the compression of a wider --init measures (activation statistics, refit)",
+                    low=1, high=4096)
+    refit: bool = _f(True, "compression: refit each layer of the cut by least squares to the wider network's"
+                           " outputs (else the mean compensation alone)")
     threads: int = _f(2, "torch and onnxruntime CPU threads", low=1)
     seed: int = _f(0, "random seed", low=0)
     sample_every: int = _f(250, "validate, write a sample grid and a checkpoint every N steps", low=1)
