@@ -45,18 +45,19 @@ def _groups(p: argparse.ArgumentParser, *titles: str) -> list[argparse._Argument
     return [p.add_argument_group(t) for t in titles]
 
 
-def _add_style_options(p: Options, perf: Options, strength: bool = True, grid: bool = False) -> None:
-    """The look (style, strengths, faces, size) into ``p``; threads and device into ``perf``."""
+def _add_style_options(p: Options, perf: Options, web: bool = False, grid: bool = False) -> None:
+    """The look (style, strengths, faces, size) into ``p``; threads and device into ``perf``. ``web``: the
+    page's defaults (its sliders set the strengths; --max-side is a cap on what a job may ask for)."""
     p.add_argument("-s", "--style", help="style name (see `dctoon styles`) or path to a model file/folder "
                    "(.onnx, .tflite, DCT-Net .pb, style folder); a mixture: anime+3d:0.3 (weights after ':', "
                    "the rest shared); " + ("`all`: a named grid of every installed style; " if grid else "")
                    + f"default: {DEFAULT_STYLE}, the first built-in style")
-    if strength:  # the web app has sliders instead
+    if not web:
         _add_strength_options(p)
-    p.add_argument("--max-side", type=int, metavar="PX",
-                   help="downscale so the longest side is at most PX, 8 to 65500 (default: keep the input's "
-                        "resolution, up to this machine's budget of 50 MP per picture: larger ones are refused from "
-                        "the header)")
+    p.add_argument("--max-side", type=int, metavar="PX", help=(
+        "the largest output a job may ask for, longest side, 64 to 65500 (default: any of the page's sizes)" if web
+        else "downscale so the longest side is at most PX, 8 to 65500 (default: keep the input's resolution, up to "
+             "this machine's budget of 50 MP per picture: larger ones are refused from the header)"))
     p.add_argument("--no-faces", action="store_true",
                    help="whole frame with the background model only (no face detection / head model)")
     p.add_argument("--min-face", type=int, default=40, metavar="PX",
@@ -476,7 +477,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     server.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default: 127.0.0.1, this machine only; 0.0.0.0 for the network)")
     server.add_argument("--port", type=int, default=7860, help="port, 1 to 65535 (default: 7860)")
-    _add_style_options(look, perf, strength=False)
+    _add_style_options(look, perf, web=True)
     limits.add_argument("--concurrency", type=int, default=1, metavar="N",
                         help="jobs running at once, 1 to 64 (default: 1; each job uses every core)")
     limits.add_argument("--queue-size", type=int, default=16, metavar="N",
