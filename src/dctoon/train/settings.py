@@ -69,7 +69,7 @@ class TTNSettings(_Checked):
     rotate: float = _f(15.0, "geometry calibration: max rotation in degrees", low=0, high=180)
     holdout: float = _f(0.1, "fraction of a raw photo folder held out for evaluation (prepared folders use split.json)",
                         low=0, high=0.9)
-    lr: float = _f(2e-4, "Adam learning rate", low=1e-08, high=1)
+    lr: float = _f(2e-4, "Adam learning rate", low=0, high=1)
     w_surface: float = _f(1.0, "surface (blurred) adversarial weight", low=0, high=10000.0)
     w_texture: float = _f(1.0, "texture (grey) adversarial weight", low=0, high=10000.0)
     w_content: float = _f(10.0, "content loss weight", low=0, high=10000.0)
@@ -151,7 +151,7 @@ class DistillSettings(_Checked):
     pool_size: int = _f(256, "side of each pool input in px", low=32, high=4096)
     margin: int = _f(12, "px at crop edges inside the image left out of the loss (context the student lacks)",
                      low=0, high=512)
-    lr: float = _f(5e-4, "peak Adam learning rate (warm-up, then cosine decay to 2%%)", low=1e-08, high=1)
+    lr: float = _f(5e-4, "peak Adam learning rate (warm-up, then cosine decay to 2%%)", low=0, high=1)
     clip: float = _f(1.0, "gradient norm clipping", low=1e-06, high=1000000.0)
     warmup: int = _f(100, "learning-rate warm-up steps", low=0, high=10000000)
     w_pixel: float = _f(1.0, "L1 pixel weight", low=0, high=10000.0)
@@ -213,7 +213,7 @@ class CCNSettings(_Checked):
     channel_max: int = _f(512, "channel cap for a random init (small for toy runs)", low=1, high=4096)
     steps: int = _f(1000, "fine-tuning steps", low=1, high=10000000)
     batch: int = _f(4, "batch size", low=1, high=1024)
-    lr: float = _f(2e-3, "Adam learning rate (betas 0, 0.99)", low=1e-08, high=1)
+    lr: float = _f(2e-3, "Adam learning rate (betas 0, 0.99)", low=0, high=1)
     r1: float = _f(10.0, "R1 penalty weight (lazy, every 4 steps)", low=0, high=10000.0)
     id_weight: float = _f(1.0, "content stand-in for DCT-Net's identity loss: L1 of 8x8 G_s vs G_t images",
                           low=0, high=10000.0)
