@@ -398,9 +398,8 @@ def _exclusive(out: Path):
 
 def _run(paths: list[Path], out: Path, options: BatchOptions, bar: bool | None, log) -> Report:
     """:func:`run` once this run holds the output folder."""
-    from tqdm import tqdm
-
     from .pipeline import load
+    from .progress import progress_bar
 
     probe_c = load(options.style, options.settings, threads=1)  # checks the style and settings in one line, here
     style = Path(probe_c.style.name).stem
@@ -452,10 +451,7 @@ def _run(paths: list[Path], out: Path, options: BatchOptions, bar: bool | None, 
         ds = ds.map_batches(ImageWorker, batch_size=4, compute=pool, num_cpus=cpus, num_gpus=gpus,
                             fn_constructor_args=(*args, options.retries))
         rows = ds.iter_rows()
-    show = sys.stderr.isatty() if bar is None else bar
-    total = sum(i.frames for i in items)
-    with tqdm(total=total, unit="frame", disable=not show, file=sys.stderr, dynamic_ncols=True,
-              desc="batch") as pbar:
+    with progress_bar(bar, total=sum(i.frames for i in items), desc="batch") as pbar:
         def finish(entry: dict, item: Item | None = None) -> None:
             manifest.record(entry, force=not report.items)  # the first result at once, then once a second
             report.items.append(entry)

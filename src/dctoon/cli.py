@@ -15,6 +15,8 @@ from .errors import DctoonError, InputError, check_range, exhausted
 
 Options = argparse._ActionsContainer  # a parser or one of its argument groups
 DEFAULT_STYLE = "{default style}"  # in help texts: the style's name, looked up only when help is printed
+QUIET_HELP = ("no progress (by default a bar on a terminal; otherwise, for logs and pipes, a line every few seconds: "
+              "done of total, rate, ETA)")
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -127,15 +129,6 @@ def _load(args):
     return load(args.style, settings, threads=threads, device=args.device)
 
 
-def _tqdm():
-    """tqdm, without its monitor thread (a watch on bars that stall, not needed here): where no thread
-    can start, its warning would print three lines before dctoon's one."""
-    from tqdm import tqdm
-
-    tqdm.monitor_interval = 0
-    return tqdm
-
-
 def _style_name(args) -> str:
     """The style's name in output names, found without loading its models (an unknown style is said here)."""
     from .styles import default_style, resolve
@@ -164,10 +157,12 @@ def cmd_image(args) -> int:
                         IMAGE_SUFFIXES, "an image")
     early = {paths[0]: read_image(paths[0], max_side=args.max_side)} if len(paths) == 1 else {}
     cartoonizer = _load(args)
-    tqdm = _tqdm()
+    from .progress import progress_bar
+
     written, failed = [], 0
     try:
-        for src, dst in tqdm(list(zip(paths, plan)), unit="img", disable=len(paths) < 2, file=sys.stderr):
+        for src, dst in progress_bar(None if len(paths) > 1 and not args.quiet else False, total=len(paths),
+                                     unit="image", iterable=list(zip(paths, plan))):
             try:
                 image = early.pop(src) if src in early else read_image(src, max_side=args.max_side)
                 frames = headers[src][1]
@@ -220,7 +215,6 @@ def cmd_video(args) -> int:
                        lambda s: video_name(s, style, args.side_by_side), (*OUTPUT_FORMATS, *ANIMATION_FORMATS),
                        "a video")[0]
     cartoonizer = _load(args)
-    _tqdm()
     remove_stale_partials(dst.parent)
 
     def terminate(signum, frame):  # a kill (SIGTERM) cleans up like Ctrl-C
@@ -400,6 +394,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                         "outputs is refused before any work")
     io.add_argument("--side-by-side", action="store_true",
                     help="write input | output in one picture (NAME_STYLE_side-by-side.EXT)")
+    io.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     _add_style_options(look, perf, grid=True)
     _add_frame_options(look, "image")
     p.set_defaults(func=cmd_image)
@@ -414,7 +409,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                         "(at most 30 s, 15 fps, 480 px, 8 MB, no audio)")
     io.add_argument("--side-by-side", action="store_true",
                     help="write input | output side by side (NAME_STYLE_side-by-side.mp4)")
-    io.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    io.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     _add_style_options(look, perf)
     _add_frame_options(look, "video")
     vid.add_argument("--start", type=float, metavar="S", help="start at S seconds of the input")
@@ -440,7 +435,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     io.add_argument("inputs", nargs="+", metavar="INPUT",
                     help="files, folders (searched recursively), globs, or .txt/.csv lists of paths")
     io.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (NAME_STYLE.EXT inside)")
-    io.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    io.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     _add_style_options(look, perf)
     _add_frame_options(look, "video")
     vid.add_argument("--segment", type=float, default=10.0, metavar="S",

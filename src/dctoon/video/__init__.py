@@ -88,14 +88,15 @@ def stylize_video(
     ``start``/``end`` trim, in seconds of the input. ``progress(done, total)`` is called after
     every frame (``total`` is an estimate from the container; raising from it, e.g.
     ``KeyboardInterrupt``, interrupts cleanly). ``bar`` shows a tqdm bar on stderr (default:
-    when stderr is a terminal). ``temporal=False`` stylizes every frame independently. Ctrl-C
+    when stderr is a terminal; elsewhere a line every few seconds, :mod:`dctoon.progress`; ``False``:
+    none). ``temporal=False`` stylizes every frame independently. Ctrl-C
     raises :class:`dctoon.errors.Interrupted` (a ``KeyboardInterrupt``) carrying what was kept.
     ``warmup`` seconds before ``start`` are stylized but not written, so tracking and blending are
     settled at the first frame (a piece of a longer video, :func:`join_pieces`); ``audio=False``
     writes the picture only; ``side_by_side`` writes input | output. A ``.gif`` or ``.webp`` ``dst``
     is a short animation (:mod:`.animation`: size-capped, no audio).
     """
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
     src, dst = Path(src), Path(dst)
     if dst.suffix.lower() in ANIMATION_FORMATS:
@@ -106,14 +107,13 @@ def stylize_video(
     _check_options(cartoonizer, src, dst, start, end, crf, preset, detect_every, blend)
     if not (warmup >= 0 and math.isfinite(warmup)):
         raise InputError(f"warmup must be 0 or more seconds, got {warmup}")
-    show = sys.stderr.isatty() if bar is None else bar
     lead = max(0.0, start - warmup) if start and warmup else start
     # 1. the input span (with the warm-up), and auto-crop's camera path (a first pass over the same span)
     container, stream, rate, total = open_span(src, lead, end)
     stop = threading.Event()
     try:
         process = FrameStylizer(cartoonizer, temporal=temporal, detect_every=detect_every, blend=blend)
-        windows = _plan_crop(cartoonizer, src, lead, end, show)
+        windows = _plan_crop(cartoonizer, src, lead, end, bar)
         # 2. the decoder thread; the first frame after the warm-up fixes the output's size and time origin
         decoder = Decoder(container, stream, src, lead, end, windows, cartoonizer.settings.max_side, stop)
         decoder.start()
@@ -131,8 +131,7 @@ def stylize_video(
     # 4. the loop: stylize each frame as it is decoded
     interrupted = error = None
     done, item = 0, first
-    with tqdm(total=total or None, unit="frame", disable=not show, file=sys.stderr, desc=src.name[:30],
-              dynamic_ncols=True) as pbar:
+    with progress_bar(bar, total=total or None, desc=src.name[:30]) as pbar:
         try:
             while item is not END:
                 bgr, pts, dur, t = item
@@ -260,15 +259,14 @@ def _check_options(cartoonizer, src: Path, dst: Path, start, end, crf: int, pres
                          "a colour or an image")
 
 
-def _plan_crop(cartoonizer, src: Path, start, end, show: bool):
+def _plan_crop(cartoonizer, src: Path, start, end, bar: bool | None):
     """Auto-crop's first pass: the whole span analysed for faces, a smooth camera path planned."""
     if cartoonizer.aspect is None:
         return None
-    from tqdm import tqdm
-
+    from ..progress import progress_bar
     from .analyze import plan_video
 
-    with tqdm(unit="frame", disable=not show, file=sys.stderr, desc="framing", dynamic_ncols=True) as pbar:
+    with progress_bar(bar, desc="framing") as pbar:
         def report(done: int, total: int) -> None:
             pbar.total = max(total, done)
             pbar.update(done - pbar.n)
