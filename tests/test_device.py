@@ -12,7 +12,8 @@ from conftest import IMAGES, OFFICIAL, VIDEOS, need, one_line_error, run
 from dctoon import load
 from dctoon.batch import _gpu_share
 from dctoon.errors import InputError
-from dctoon.runtime import cpu_device, providers, uses_openvino
+from dctoon.cpu import cpu_info
+from dctoon.runtime import Choice, auto_choice, choose, cpu_device, providers, uses_openvino
 
 CPU = ["CPUExecutionProvider"]
 GPU = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -45,11 +46,12 @@ def test_this_machines_onnxruntime(tmp_path, capsys):
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this machine has a CUDA provider: the CPU-only answers do not apply")
-    c = load("anime")  # the default, auto, on a CPU-only onnxruntime: OpenVINO when installed, else the CPU
-    assert c.device == "auto"
-    assert c.head.session.get_providers() == (OPENVINO if importlib.util.find_spec("openvino") else CPU)
+    c = load("anime")  # the default, auto, on a CPU-only onnxruntime: what the rule says for this CPU
+    expected = choose([], cpu_info()[1], importlib.util.find_spec("openvino") is not None)
+    assert c.device == "auto" and auto_choice() == expected
+    assert c.head.session.get_providers() == (OPENVINO if expected.device == "openvino" else CPU)
     assert load("anime", device="cpu").head.session.get_providers() == CPU  # onnxruntime, whatever is installed
-    assert cpu_device() == ("openvino" if importlib.util.find_spec("openvino") else "cpu")  # batch's auto on CPUs
+    assert cpu_device() == expected.device  # batch's auto on CPUs
     with pytest.raises(InputError, match="no CUDA provider"):
         load("anime", device="cuda")
     with pytest.raises(TypeError, match="only be set when loading"):
@@ -106,6 +108,8 @@ def test_auto_falls_back_to_onnxruntime_where_openvino_cannot_load(monkeypatch):
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this machine has a CUDA provider: auto picks it before OpenVINO")
+    monkeypatch.setattr(runtime, "cpu_info", lambda: ("a CPU with bf16", {"avx2", "avx512_bf16"}))
+    assert auto_choice().device == "openvino"  # what auto would take, were it not broken
 
     def broken(self, model, threads=0, what="the model"):
         raise ModelError(f"OpenVINO cannot load {what}: no plugin for this CPU")
@@ -124,3 +128,49 @@ def test_openvino_missing_is_one_line(monkeypatch):
         uses_openvino("openvino", CPU)
     assert not uses_openvino("auto", CPU) and not uses_openvino("cpu", CPU)
     assert not uses_openvino("auto", GPU)  # a GPU first
+
+
+def test_auto_picks_by_what_the_cpu_offers():
+    """``auto``'s rule on the flags of each CPU kind, installed runtimes or not: OpenVINO where it was
+    measured faster (bf16 CPUs, and AVX2 ones in fp32), onnxruntime where nobody measured it."""
+    zen5, epyc = {"avx2", "fma", "avx512f", "avx512_bf16"}, {"avx2", "fma"}
+    sapphire_rapids, old = {"avx2", "avx512f", "amx_bf16", "amx_tile"}, {"sse4_2", "avx"}
+    assert choose(CPU, zen5, True)[:2] == ("openvino", "bf16")
+    assert choose(CPU, sapphire_rapids, True)[:2] == ("openvino", "bf16")
+    assert "amx_bf16" in choose(CPU, sapphire_rapids, True).reason
+    assert choose(CPU, epyc, True)[:2] == ("openvino", "fp32")
+    assert choose(CPU, old, True)[:2] == choose(CPU, None, True)[:2] == ("cpu", "fp32")  # not measured
+    assert "not known" in choose(CPU, None, True).reason and "without AVX2" in choose(CPU, old, True).reason
+    for flags in (zen5, epyc, old, None):
+        assert choose(CPU, flags, False)[:2] == ("cpu", "fp32")  # nothing else installed
+        assert choose(GPU, flags, True) == Choice("cuda", "fp32", "onnxruntime has a CUDA provider: the GPU first")
+    assert "pip install 'dctoon[openvino]' runs bf16 here" in choose(CPU, zen5, False).reason
+    assert "runs fp32 here" in choose(CPU, epyc, False).reason and "pip" not in choose(CPU, old, False).reason
+
+
+def test_doctor_says_this_machines_cpu_runtimes_and_auto(capsys):
+    import onnxruntime as ort
+
+    code, out, err = run(["doctor"], capsys)
+    assert code == 0 and not err, err
+    lines = dict(line.split(":", 1) for line in out.splitlines())
+    assert list(lines) == ["dctoon", "cpu", "vector", "runtimes", "auto", "why"]
+    flags = cpu_info()[1]
+    assert lines["cpu"].strip().startswith(cpu_info()[0]) and (flags is None or ("avx2" in lines["cpu"]) == (
+        "avx2" in flags))
+    assert (f"avx512_bf16 {'yes' if 'avx512_bf16' in (flags or ()) else 'no'}" in lines["vector"]) == (flags is not None)
+    assert f"onnxruntime {ort.__version__}" in lines["runtimes"]
+    assert ("openvino not installed" in lines["runtimes"]) == (importlib.util.find_spec("openvino") is None)
+    choice = auto_choice()
+    assert lines["auto"].strip().endswith(f"{choice.precision} (--device {choice.device})")
+    assert lines["why"].strip() == choice.reason
+
+
+def test_cpu_info_reads_the_model_and_flags(tmp_path):
+    listing = tmp_path / "cpuinfo"
+    listing.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9R45\nflags\t\t: fpu avx2 fma avx512f avx512_bf16\n\n"
+                       "processor\t: 1\nmodel name\t: AMD EPYC 9R45\nflags\t\t: fpu avx2 fma avx512f avx512_bf16\n")
+    model, flags = cpu_info(listing)
+    assert model == "AMD EPYC 9R45" and {"avx2", "avx512_bf16"} <= flags and "sse" not in flags
+    assert choose(CPU, flags, True).precision == "bf16"
+    assert cpu_info(tmp_path / "none")[1] is None  # not Linux: flags not known, and auto stays on onnxruntime

