@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from conftest import FP16, IMAGES, VIDEOS, need
-from dctoon.progress import LogLines
+from dctoon.progress import LogLines, clock
 
 LINE = re.compile(r"^dctoon: (?:(?P<desc>[^:]+): )?(?P<done>\d+)/(?P<total>\d+) (?P<unit>\w+)s \(\d+%\), [\d.e+]+ \w+s/s, "
                   r"(ETA \d+:\d\d|\d+:\d\d elapsed)$")
@@ -71,3 +71,7 @@ def test_log_lines_come_every_interval_and_end_once(capsys):
     unknown.close()  # nothing new since the first line: not said again
     [line] = capsys.readouterr().err.splitlines()
     assert re.fullmatch(r"dctoon: framing: 3 frames, [\d.e+]+ frames/s", line), line
+
+
+def test_clock_reads_as_a_duration():
+    assert [clock(s) for s in (0.4, 7, 190, 3723)] == ["0:00", "0:07", "3:10", "1:02:03"]

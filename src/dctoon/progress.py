@@ -69,15 +69,15 @@ class LogLines:
         line += f" {self.unit}s" + (f" ({100 * self.n // self.total}%)" if self.total else "")
         line += f", {rate:.3g} {self.unit}s/s"
         if end or (self.total and self.n >= self.total):
-            line += f", {_clock(elapsed)} elapsed"
+            line += f", {clock(elapsed)} elapsed"
         elif self.total:
-            line += f", ETA {_clock((self.total - self.n) / rate)}"
+            line += f", ETA {clock((self.total - self.n) / rate)}"
         parts = ["dctoon", *([self.desc] if self.desc else []), line + (f", {self.postfix}" if self.postfix else "")]
         print(": ".join(parts), file=sys.stderr, flush=True)
         self.said_at, self.said_n = now, self.n
 
 
-def _clock(seconds: float) -> str:
-    """0:07, 3:10, 1:02:03."""
+def clock(seconds: float) -> str:
+    """A duration as people read one: 0:07, 3:10, 1:02:03 (the command's progress lines, the page's ETA)."""
     s = int(seconds + 0.5)
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 from ..errors import InputError, ModelError
+from ..progress import clock
 
 log = logging.getLogger("dctoon.web")
 
@@ -327,7 +328,7 @@ class App:
                 return
             elapsed = time.monotonic() - began
             eta = elapsed / done * (total - done) if done else 0.0
-            progress((done, total), desc=f"Stylizing / 处理中 · ETA / 剩余 {_clock(eta)}", unit="frames")
+            progress((done, total), desc=f"Stylizing / 处理中 · ETA / 剩余 {clock(eta)}", unit="frames")
 
         if progress is not None:
             progress(0.0, desc="Starting / 开始")
@@ -388,8 +389,3 @@ def uploaded(path, what: str) -> Path:
     if not inside:
         raise InputError(f"{what}: upload a file / 请上传文件")
     return p
-
-
-def _clock(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 60}:{s % 60:02d}"
