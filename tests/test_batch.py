@@ -68,9 +68,14 @@ def test_mixed_folder_with_a_broken_file(local_ray, clip, tmp_path, capsys):
     (folder / "broken.jpg").write_bytes(b"not a picture at all")
     shutil.copy(clip, folder / "sub" / "talk.mp4")  # folders are searched recursively
     lines: list[str] = []
-    report = batch.run([str(folder)], tmp_path / "out", options(segment=1.0), bar=False,
+    report = batch.run([str(folder)], tmp_path / "out", options(segment=1.0), bar=None,
                        log=lambda line, err=False: lines.append(line))
     assert (report.done, report.failed, report.skipped) == (3, 1, 0)
+    # stderr is not a terminal here: progress as plain lines, the last one with every item counted
+    said = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("dctoon: batch: ")]
+    assert said and "\r" not in "".join(said)
+    assert re.fullmatch(r"dctoon: batch: (\d+)/\1 frames \(100%\), [\d.e+]+ frames/s, \d+:\d\d elapsed, "
+                        r"items 4/4, failed 1", said[-1]), said
 
     items = json.loads((tmp_path / "out" / "batch.json").read_text())["items"]
     broken = items[str((folder / "broken.jpg").resolve())]

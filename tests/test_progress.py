@@ -10,8 +10,8 @@ import sys
 from conftest import FP16, IMAGES, VIDEOS, need
 from dctoon.progress import LogLines, clock
 
-LINE = re.compile(r"^dctoon: (?:(?P<desc>[^:]+): )?(?P<done>\d+)/(?P<total>\d+) (?P<unit>\w+)s \(\d+%\), [\d.e+]+ \w+s/s, "
-                  r"(ETA \d+:\d\d|\d+:\d\d elapsed)$")
+LINE = re.compile(r"^dctoon: (?:(?P<desc>[^:]+): )?(?P<done>\d+)/(?P<total>\d+) (?P<unit>\w+)s \(\d+%\), "
+                  r"[\d.e+]+ \w+s/s, (ETA \d+:\d\d|\d+:\d\d elapsed)$")
 
 
 def dctoon(*args) -> subprocess.CompletedProcess:
@@ -37,6 +37,40 @@ def test_video_says_its_progress_in_a_log_and_not_with_quiet(tmp_path):
     quiet = dctoon("video", clip, "-o", tmp_path / "b.mp4", "-q", *trim)
     assert quiet.returncode == 0 and (tmp_path / "b.mp4").is_file(), quiet.stderr
     assert not progress_lines(quiet.stderr) and "frames/s" not in quiet.stderr, quiet.stderr
+
+
+def test_a_terminal_keeps_its_bar(tmp_path):
+    """stderr a terminal (a pseudo-terminal here): tqdm's bar, redrawn with carriage returns, no log lines."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    clip = need(VIDEOS / "talking-head-512-noaudio.mp4")
+    main, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns, as a window has
+    proc = subprocess.Popen([sys.executable, "-m", "dctoon", "video", clip, "-o", tmp_path / "a.mp4", "--end", "0.4",
+                             "--max-side", "128", "--no-faces", "--style", need(FP16)], stderr=terminal,
+                            stdout=subprocess.DEVNULL)
+    os.close(terminal)
+    shown = b""
+    while chunk := _read(main):
+        shown += chunk
+    assert proc.wait(timeout=300) == 0, shown
+    text = shown.decode(errors="replace")
+    assert "\r" in text and "10/10" in text and "frame/s" in text, text
+    assert not progress_lines(text.replace("\r", "\n")), text
+
+
+def _read(fd: int) -> bytes:
+    """What the terminal shows next; b"" once the process has closed it (Linux raises EIO then)."""
+    import os
+
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return b""
 
 
 def test_a_folder_of_images_says_its_progress_and_not_with_quiet(tmp_path):

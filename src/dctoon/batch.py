@@ -457,8 +457,8 @@ def _run(paths: list[Path], out: Path, options: BatchOptions, bar: bool | None, 
             report.items.append(entry)
             ok = entry["status"] == "done"
             report.done, report.failed = report.done + ok, report.failed + (not ok)
-            pbar.update(item.frames if item else 1)
             pbar.set_postfix_str(f"items {report.done + report.failed}/{len(items)}, failed {report.failed}")
+            pbar.update(item.frames if item else 1)  # after the counts: a line printed here says them
             log(entry["output"] if ok else f"dctoon: error: {entry['error']}", err=not ok)
 
         try:

@@ -21,7 +21,7 @@ def progress_bar(show: bool | None, *, total: int | None = None, unit: str = "fr
     from tqdm import tqdm
 
     tqdm.monitor_interval = 0  # no monitor thread: where none can start, its warning would print first
-    return tqdm(iterable, total=total, unit=unit, desc=desc, disable=not show, file=sys.stderr, dynamic_ncols=True)
+    return tqdm(iterable, total=total, unit=unit, desc=desc, disable=show is False, file=sys.stderr, dynamic_ncols=True)
 
 
 class LogLines:
