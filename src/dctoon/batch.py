@@ -366,7 +366,9 @@ def run(inputs: list[str], out: str | os.PathLike, options: BatchOptions = Batch
         bar: bool | None = None, log=None) -> Report:
     """Stylize every image and video in ``inputs`` into the folder ``out`` on Ray; see the module
     docstring. ``log(line, err=False)`` gets one line per finished item (errors and notes with
-    ``err=True``; default :func:`printer`); returns what happened. One run at a time per ``out``."""
+    ``err=True``; default :func:`printer`); ``bar``: progress on stderr as :func:`dctoon.progress.progress_bar`
+    shows it (default: a bar on a terminal, plain lines elsewhere; ``False``: none); returns what happened.
+    One run at a time per ``out``."""
     paths = collect(inputs)
     if not paths:
         raise InputError("no input images or videos found")
