@@ -10,7 +10,7 @@ them trained on:
 - ``faces``: held-out face photos (the 10% hash hold-out of data/face-photos and of
   data/handdrawn-portraits-photos that ``dctoon train distill`` never trains on);
 - ``images``: the shared images in media/images (and scikit-image's astronaut, the demo photo);
-- ``frames``: one frame per second of each shared video.
+- ``frames``: one frame per second (``--every``) of each shared video.
 
 Reports the mean PSNR and SSIM of the final RGB image (student vs teacher), and the share of
 held-out face photos where a face is still detected on the output (student and teacher). Teacher
@@ -49,7 +49,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(structural_similarity(a, b, channel_axis=2, data_range=255))
 
 
-def video_frames(path: Path, every_s: float = 1.0) -> list[np.ndarray]:
+def video_frames(path: Path, every_s: float) -> list[np.ndarray]:
     import av
 
     out, next_t = [], 0.0
@@ -61,7 +61,7 @@ def video_frames(path: Path, every_s: float = 1.0) -> list[np.ndarray]:
     return out
 
 
-def inputs(n_faces: int) -> dict[str, list[tuple[str, np.ndarray]]]:
+def inputs(n_faces: int, every_s: float) -> dict[str, list[tuple[str, np.ndarray]]]:
     from skimage import data
 
     faces = []
@@ -72,7 +72,7 @@ def inputs(n_faces: int) -> dict[str, list[tuple[str, np.ndarray]]]:
     images += [(p.name, dctoon.read_image(p)) for p in sorted((SHARED / "media/images").glob("*.jpg"))]
     frames = []
     for v in sorted((SHARED / "media/videos").glob("*.mp4")):
-        frames += [(f"{v.stem}@{i}s", f) for i, f in enumerate(video_frames(v))]
+        frames += [(f"{v.stem}@{i * every_s:g}s", f) for i, f in enumerate(video_frames(v, every_s))]
     return {"faces": faces, "images": images, "frames": frames}
 
 
@@ -165,6 +165,7 @@ def main() -> None:
     ap.add_argument("--students", help="folder of students named by official style (default: the built-ins)")
     ap.add_argument("--strip", action="store_true", help="render docs/contact-sheets/builtins.png and stop")
     ap.add_argument("--faces", type=int, default=60, help="held-out face photos of data/face-photos")
+    ap.add_argument("--every", type=float, default=1.0, help="seconds between the frames taken from each video")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--sheet", action="store_true", help="render docs/contact-sheets/styles.png")
     ap.add_argument("--json", default=str(CACHE / "fidelity.json"))
@@ -172,7 +173,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.strip:
         return builtins_strip(ROOT / "docs/contact-sheets/builtins.png")
-    sets = inputs(args.faces)
+    sets = inputs(args.faces, args.every)
     if args.teachers_only:
         for style in args.styles:
             teacher = dctoon.load(str(OFFICIAL / f"dctnet_{style}.tflite"), threads=args.threads)

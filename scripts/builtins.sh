@@ -5,7 +5,7 @@
 #                                                         the first round from the teacher cut to the built-in's width,
 #                                                         later rounds from the shipped built-in (resumable; DEVICE cuda
 #                                                         on a GPU machine; default cpu)
-#   scripts/builtins.sh export STYLE                      write src/dctoon/builtin/NAME from that run
+#   [RUNS=DIR] scripts/builtins.sh export STYLE           write src/dctoon/builtin/NAME from that run (DIR: runs)
 #   scripts/builtins.sh metrics                           python bench/fidelity.py, then each card gets its numbers
 #   scripts/builtins.sh avatar [STOP_AT] [DEVICE]         fine-tune the official handdrawn style on the AvatarHQ pairs
 #                                                         twice (selfies' content weight 1 and 2, side by side, into
@@ -17,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S="$(realpath ../shared)"
+FIDELITY="--faces 24 --every 2"  # the held-out sets of bench/fidelity.py the cards quote
 PY=.venv/bin/python
 # the avatar recipe: weights chosen by short runs compared on the validation pairs and on training selfies
 # (src/dctoon/train/README.md); the shipped model averages the best validation steps (400 of 500) of two runs
@@ -52,13 +53,13 @@ case "$1" in
     style=$2; n=$(name "$style"); c=$(width "$style")
     $PY -c "from skimage import data; import cv2; cv2.imwrite('/tmp/dctoon-preview.png', data.astronaut()[16:272, 124:380, ::-1])"
     tmp=$(mktemp -d)
-    .venv/bin/dctoon train export "runs/distill-$style/checkpoint.pt" --out "$tmp/$n" --name "$n" \
+    .venv/bin/dctoon train export "${RUNS:-runs}/distill-$style/best.pt" --out "$tmp/$n" --name "$n" \
       --description "$(describe "$style"). Distilled from DCT-Net's official $style style." \
       --preview /tmp/dctoon-preview.png \
       --command "dctoon train distill --teacher dctnet_$style.tflite --photos face-photos handdrawn-portraits-photos --pool 1500 --channel $c --blocks 4 --init teacher|builtin (scripts/builtins.sh distill $style; steps and rounds in this card)"
     rm -rf "src/dctoon/builtin/$n" && mv "$tmp/$n" "src/dctoon/builtin/$n" && rmdir "$tmp" ;;
   metrics)
-    $PY bench/fidelity.py --sheet
+    $PY bench/fidelity.py --sheet $FIDELITY
     for style in anime 3d handdrawn sketch artstyle sd-design sd-illustration; do
       n=$(name "$style"); [ -d "src/dctoon/builtin/$n" ] || continue
       $PY -c "
@@ -67,7 +68,7 @@ r = json.load(open('bench/.cache/fidelity.json'))['$style']
 f = r['faces']
 r['summary'] = (f\"{r['mean_psnr']:.1f} dB mean PSNR to the teacher through the compound pipeline; faces detected \"
                 f\"{f['faces_student']:.1%} (teacher {f['faces_teacher']:.1%})\")
-r['eval'] = 'bench/fidelity.py: held-out face photos, the shared images and 1 frame/s of the shared videos'
+r['eval'] = 'bench/fidelity.py $FIDELITY: held-out face photos, the shared images and frames of the shared videos'
 json.dump(r, open('/tmp/dctoon-metrics.json', 'w'))"
       .venv/bin/dctoon train export "src/dctoon/builtin/$n" --out "src/dctoon/builtin/$n" --name "$n" \
         --metrics /tmp/dctoon-metrics.json --preview /tmp/dctoon-preview.png

@@ -115,6 +115,8 @@ def test_a_distill_run_starts_from_the_cut_and_a_later_round_from_the_shipped_st
     export(ExportSettings(checkpoint=str(first.run()), out=str(tmp_path / "student"), name="student"))
     card = json.loads((tmp_path / "student" / "style.json").read_text())["training"]
     assert first.history[0]["step"] == 0 and first.history[0]["val_psnr"] > 25  # the cut start, before training
+    best = torch.load(tmp_path / "r1" / "best.pt", weights_only=True)  # the best validated state is kept
+    assert best["history"][-1]["val_psnr"] == max(h["val_psnr"] for h in first.history)
     assert [r["steps"] for r in card["rounds"]] == [4] and "cut from" in card["rounds"][0]["init"]
 
     second = distill.Distiller(dataclasses.replace(s, out=str(tmp_path / "r2"), init=str(tmp_path / "student")))

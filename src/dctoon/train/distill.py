@@ -339,6 +339,16 @@ class Distiller:
         self.G.train()
         return float(np.mean(scores))
 
+    def validated(self) -> dict[str, float]:
+        """Validate and record; OUT/best.pt keeps the best state so far (training can lose what a
+        compressed start had: that start is validated, and kept, before the first step)."""
+        val = round(self.validate(), 3)
+        best = max((h["val_psnr"] for h in self.history), default=-math.inf)
+        self.history.append({"step": self.step, "elapsed_s": round(self.elapsed, 1), "val_psnr": val})
+        if val > best:
+            save_checkpoint(self.state(), self.out / "best.pt")
+        return {"val_psnr": val}
+
     @torch.no_grad()
     def sample(self) -> Path:
         x = _to_tensor(self.val_x[:6]).to(self.dev)
@@ -355,9 +365,7 @@ class Distiller:
         print(f"distill: {self.teacher_label} -> c{s.channel}/{s.blocks} blocks, {self.n_images} images,"
               f" pool {len(self.pool_x)}, from step {self.step} to {s.steps}", flush=True)
         if not self.history:  # where the start stands (a compressed or shipped student is far from random)
-            self.history.append({"step": self.step, "elapsed_s": round(self.elapsed, 1),
-                                 "val_psnr": round(self.validate(), 3)})
-            log_step(self.out, self.step, self.elapsed, {}, val_psnr=self.history[-1]["val_psnr"])
+            log_step(self.out, self.step, self.elapsed, {}, **self.validated())
         while self.step < s.steps:
             logs = self.train_step()
             now = time.time()
@@ -366,8 +374,7 @@ class Distiller:
             stop = now >= self.deadline
             val = {}
             if self.step % s.sample_every == 0 or self.step == s.steps or stop:
-                val = {"val_psnr": round(self.validate(), 3)}
-                self.history.append({"step": self.step, "elapsed_s": round(self.elapsed, 1), **val})
+                val = self.validated()
                 self.sample()
                 self.save()
                 t_last = time.time()

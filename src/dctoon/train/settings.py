@@ -140,7 +140,7 @@ class DistillSettings(_Checked):
     photos: list[str] = _f(None, "folders of training photos (faces, people, scenes; a hash hold-out of each is"
                                  " kept for validation)", required=True)
     out: str = _f("runs/distill", "run folder: pool.npz (teacher outputs), checkpoints, samples, log")
-    channel: int = _f(16, "student width (MAC per pixel at 32 / 28 / 24 / 16 with 4 blocks: 124,608 / 95,676 /"
+    channel: int = _f(16, "student width (MAC per pixel at 32 / 28 / 24 / 16 with 4 blocks: 124,608 / 96,432 /"
                           " 71,856 / 33,504)", low=4, high=64)
     blocks: int = _f(4, "student residual blocks (c=16 with 2 blocks: 24,288 MAC per pixel)", low=1, high=16)
     steps: int = _f(6000, "training steps", low=1, high=10000000)
