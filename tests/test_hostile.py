@@ -569,6 +569,65 @@ def test_web_video_without_a_duration_stops_at_the_limit(api):
     assert frames <= 10, summary  # 1 s at 10 fps, not the 3 s of the file
 
 
+def _http_call(client, api_name: str, data: list) -> tuple[str, object]:
+    """POST /gradio_api/call/API_NAME as any HTTP client may, no gradio_client in between: the first
+    answer's (event, data). The event is closed after (a stream would wait for its next frame)."""
+    import httpx
+
+    base = client.src.rstrip("/") + "/gradio_api"
+    event_id = httpx.post(f"{base}/call/{api_name}", json={"data": data}, timeout=30).json()["event_id"]
+    try:
+        with httpx.stream("GET", f"{base}/call/{api_name}/{event_id}", timeout=120) as r:
+            event = None
+            for line in r.iter_lines():
+                if line.startswith("event: "):
+                    event = line[len("event: "):]
+                elif line.startswith("data: ") and event in ("generating", "complete", "error"):
+                    return event, json.loads(line[len("data: "):])
+    finally:
+        httpx.post(f"{base}/stream/{event_id}/close", timeout=10)
+    pytest.fail(f"/{api_name} gave no answer")
+
+
+def test_web_files_it_did_not_upload_are_one_line_each_way(api):
+    """A call that names a file on the server instead of uploading it: a bare path through gradio_client,
+    Gradio's file record with a server path (existing or not) over plain HTTP. The client reads why,
+    the same line whether the file exists; the log has one line per call, no traceback."""
+    client, tmp = api
+    log = tmp / "server.log"
+    before = log.stat().st_size
+    server_image = str(need(IMAGES / "dog-no-human-face.jpg"))
+    messages = {"bare path": _web_error(lambda: client.predict(server_image, FP16.stem, "portrait", 128,
+                                                               api_name="/stylize_image"))}
+    for name, path in (("server file", server_image), ("missing file", "/no/such/file.jpg")):
+        event, answer = _http_call(client, "all_styles", [{"path": path, "meta": {"_type": "gradio.FileData"}}, 128])
+        assert event == "error", answer
+        messages[name] = answer["error"]
+    message = messages["bare path"]
+    assert len(set(messages.values())) == 1 and "upload" in message and "\n" not in message, messages
+    assert server_image not in message and "/no/such" not in message  # nothing the client sent comes back
+    added = log.read_bytes()[before:].decode(errors="replace")
+    assert "Traceback" not in added and added.count("it names a file it did not upload") == len(messages), added
+
+
+def test_web_live_takes_the_sizes_its_api_info_lists(api):
+    """/live's size as its API info states it (type and choices agree), taken by the server: a client
+    that follows the API info gets a stylized frame of that size."""
+    import httpx
+
+    client, _ = api
+    params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/live"]["parameters"]
+    side = next(p["type"] for p in params if p["parameter_name"] == "side")
+    assert side["type"] == "string" and all(isinstance(v, str) for v in side["enum"]), side
+    base = client.src.rstrip("/") + "/gradio_api"
+    with open(need(IMAGES / "portrait-512.jpg"), "rb") as f:
+        frame = httpx.post(f"{base}/upload", files={"files": f}, timeout=30).json()[0]
+    size = min(side["enum"], key=int)
+    event, answer = _http_call(client, "live", [{"path": frame, "meta": {"_type": "gradio.FileData"}}, FP16.stem,
+                                                "frame", 1, 1, size])
+    assert event == "generating" and answer[1].endswith(f" · {size}x{size}"), answer
+
+
 @pytest.fixture
 def full_disk(tmp_path):
     """A 256 KB tmpfs filled to the last few KB (root only; skipped where mounting is not allowed)."""

@@ -107,6 +107,33 @@ def _name_bad_images(box):
     return box
 
 
+def _refuse_foreign_files(demo) -> None:
+    """Make a request that names a file it did not upload get one line back, and one line in the log.
+
+    Gradio checks every file field before any event function runs: a server path is refused with an
+    ``InvalidPathError``, a bare string (gradio_client without ``handle_file``) with a pydantic
+    ``ValidationError``. Under ``show_error=False`` the client then gets ``{"error": null}`` and the
+    log a traceback per request. Only these two are let through as our message, which names nothing
+    the client sent (no probing the server's files); ``show_error`` stays off, as Gradio's other
+    errors may name the server's internals. (Per instance, as ``_name_bad_images``.)
+    """
+    from gradio.exceptions import InvalidPathError
+    from pydantic import ValidationError
+
+    plain = demo.preprocess_data
+
+    async def preprocess_data(block_fn, *args, **kwargs):
+        try:
+            return await plain(block_fn, *args, **kwargs)
+        except (InvalidPathError, ValidationError):
+            log.warning("refused a call to %s: it names a file it did not upload",
+                        block_fn.api_name or block_fn.name)
+            raise _page_error("a file must be uploaded with the request (gradio_client: handle_file(path))"
+                              " / 请随请求上传文件") from None
+
+    demo.preprocess_data = preprocess_data
+
+
 def _guard(fn, *paths_at):
     """Run a job; dctoon errors become a message in the page, other errors a short one (logged)."""
     gr = _gradio()
@@ -183,6 +210,7 @@ def build(app: App, url: str = "http://127.0.0.1:7860/"):
         with gr.Accordion("API · 接口 (gradio_client)", open=False):
             gr.Markdown(api_help(url, app.default))
         _wire(app, c)
+    _refuse_foreign_files(demo)
     demo.queue(max_size=app.limits.queue_size, default_concurrency_limit=app.limits.concurrency)
     return demo
 
@@ -215,7 +243,8 @@ def _input_column(app: App, c: types.SimpleNamespace) -> None:
             c.camera = gr.Image(sources=["webcam"], streaming=True, type="filepath", label="Camera / 摄像头",
                                 height=INPUT_HEIGHT, elem_id="dctoon-camera")
             c.live_state = gr.State(None)
-            c.live_side = gr.Radio(list(LIVE_SIDES), value=384, label="Size, longest side / 尺寸（长边像素）",
+            # strings: a Radio's API info says "string", so the values a client sends are the ones it lists
+            c.live_side = gr.Radio([str(s) for s in LIVE_SIDES], value="384", label="Size, longest side / 尺寸（长边像素）",
                                    elem_id="dctoon-live-size")
             gr.Markdown(f"Press Record: each camera frame is stylized with face tracking and temporal smoothing, "
                         f"as in a video; the style and the options can change while it runs (*Whole frame only* "
