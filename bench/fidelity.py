@@ -10,7 +10,8 @@ them trained on:
 - ``faces``: held-out face photos (the 10% hash hold-out of data/face-photos and of
   data/handdrawn-portraits-photos that ``dctoon train distill`` never trains on);
 - ``images``: the shared images in media/images (and scikit-image's astronaut, the demo photo);
-- ``frames``: one frame per second (``--every``) of each shared video.
+- ``frames``: one frame per second (``--every``) of each shared video;
+- ``sheet`` (only when asked, ``--sets``): the five images of the contact sheet, a quicker ``images``.
 
 Reports the mean PSNR and SSIM of the final RGB image (student vs teacher), and the share of
 held-out face photos where a face is still detected on the output (student and teacher). Teacher
@@ -73,7 +74,8 @@ def inputs(n_faces: int, every_s: float) -> dict[str, list[tuple[str, np.ndarray
     frames = []
     for v in sorted((SHARED / "media/videos").glob("*.mp4")):
         frames += [(f"{v.stem}@{i * every_s:g}s", f) for i, f in enumerate(video_frames(v, every_s))]
-    return {"faces": faces, "images": images, "frames": frames}
+    sheet = [(n, im) for n, im in images if n in SHEET_IMAGES]  # the contact sheet's five: a quick images set
+    return {"faces": faces, "images": images, "sheet": sheet, "frames": frames}
 
 
 def stylize_all(c: dctoon.Cartoonizer, items, cache: Path | None) -> list[np.ndarray]:
@@ -166,6 +168,8 @@ def main() -> None:
     ap.add_argument("--strip", action="store_true", help="render docs/contact-sheets/builtins.png and stop")
     ap.add_argument("--faces", type=int, default=60, help="held-out face photos of data/face-photos")
     ap.add_argument("--every", type=float, default=1.0, help="seconds between the frames taken from each video")
+    ap.add_argument("--sets", default="faces,images,frames", help="comma-separated: which sets to measure (faces,"
+                    " images, frames; sheet: the five images of the contact sheet alone)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--sheet", action="store_true", help="render docs/contact-sheets/styles.png")
     ap.add_argument("--json", default=str(CACHE / "fidelity.json"))
@@ -173,7 +177,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.strip:
         return builtins_strip(ROOT / "docs/contact-sheets/builtins.png")
-    sets = inputs(args.faces, args.every)
+    sets = {k: v for k, v in inputs(args.faces, args.every).items() if k in args.sets.split(",")}
     if args.teachers_only:
         for style in args.styles:
             teacher = dctoon.load(str(OFFICIAL / f"dctnet_{style}.tflite"), threads=args.threads)
@@ -183,22 +187,26 @@ def main() -> None:
         return
     print(f"{platform.processor() or platform.machine()}; {', '.join(f'{k} {len(v)}' for k, v in sets.items())}")
     table, sheet_rows = {}, {}
+    pictures = "images" if "images" in sets else "sheet"  # where the contact sheet's rows come from
     for style in args.styles:
         table[style], outs = evaluate(style, sets, args.threads, args.students)
-        keep = [i for i, (n, _) in enumerate(sets["images"]) if n in SHEET_IMAGES]
-        sheet_rows[style] = tuple([o[i] for i in keep] for o in outs["images"])
+        if pictures in sets:
+            keep = [i for i, (n, _) in enumerate(sets[pictures]) if n in SHEET_IMAGES]
+            sheet_rows[style] = tuple([o[i] for i in keep] for o in outs[pictures])
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(table, indent=1) + "\n")
-    print("\n| style | faces PSNR / SSIM | images PSNR / SSIM | frames PSNR / SSIM | mean PSNR |"
-          " faces detected: teacher / student / photo |")
-    print("|---|---|---|---|---|---|")
+    faces = "faces" in sets
+    print("\n| style | " + " | ".join(f"{k} PSNR / SSIM" for k in sets) + " | mean PSNR |"
+          + (" faces detected: teacher / student / photo |" if faces else ""))
+    print("|---|" + "---|" * (len(sets) + 1 + faces))
     for style, r in table.items():
-        f, i, v = r["faces"], r["images"], r["frames"]
-        print(f"| {style} | {f['psnr']:.2f} / {f['ssim']:.3f} | {i['psnr']:.2f} / {i['ssim']:.3f} |"
-              f" {v['psnr']:.2f} / {v['ssim']:.3f} | {r['mean_psnr']:.2f} |"
-              f" {f['faces_teacher']:.1%} / {f['faces_student']:.1%} / {f['faces_photo']:.1%} |")
+        cells = [f"{r[k]['psnr']:.2f} / {r[k]['ssim']:.3f}" for k in sets] + [f"{r['mean_psnr']:.2f}"]
+        if faces:
+            f = r["faces"]
+            cells.append(f"{f['faces_teacher']:.1%} / {f['faces_student']:.1%} / {f['faces_photo']:.1%}")
+        print(f"| {style} | " + " | ".join(cells) + " |")
     if args.sheet:
-        rows_in = [(n, im) for n, im in sets["images"] if n in SHEET_IMAGES]
+        rows_in = [(n, im) for n, im in sets[pictures] if n in SHEET_IMAGES]
         sheet(rows_in, sheet_rows, ROOT / "docs/contact-sheets/styles.png")
 
 

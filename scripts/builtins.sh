@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S="$(realpath ../shared)"
-FIDELITY="--faces 24 --every 2"  # the held-out sets of bench/fidelity.py the cards quote
+FIDELITY="--faces 12 --every 3 --sets faces,sheet,frames"  # the held-out sets of bench/fidelity.py the cards quote
 PY=.venv/bin/python
 # the avatar recipe: weights chosen by short runs compared on the validation pairs and on training selfies
 # (src/dctoon/train/README.md); the shipped model averages the best validation steps (400 of 500) of two runs

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU run, prepared for a session that is lent the device machine (an H200, 15 minutes of device
-# time in all: /work/.library/device/README.md). It distils five official styles into c=16 students
-# at once on the one GPU (issue #19), for a fixed time, and brings the checkpoints back.
+# time in all: /work/.library/device/README.md). It trains the five built-in students further at once
+# on the one GPU (issue #32: from the shipped built-ins, same width, their official teachers labelling),
+# for a fixed time, and brings the best checkpoints back.
 #
 #   scripts/device.sh pack            here: .device/ (git-ignored, about 25 MB with the 40 MB of tracked
 #                                     files, under the 64 MiB a call carries): the five official teachers
@@ -9,7 +10,7 @@
 #   device run: command "scripts/device.sh distill 8", carry [".device"], timeout_s 600
 #                                     there: the five students side by side on the GPU for 8 minutes (the
 #                                     learning rate decays by then), checkpoints, logs and a sample grid to $OUT
-#   scripts/device.sh unpack DIR      here: DIR/STYLE.pt into runs/distill-STYLE/checkpoint.pt; then
+#   scripts/device.sh unpack DIR      here: DIR/STYLE.pt into runs/distill-STYLE/best.pt; then
 #                                     scripts/builtins.sh export STYLE and metrics
 #   scripts/device.sh distill 1 cpu   a dry run of the device step here (a minute, no GPU; OUT=/tmp/device-out)
 set -euo pipefail
@@ -49,20 +50,20 @@ EOF
     batch=32 pool=800; [ "$device" = cpu ] && batch=4 pool=16
     for style in $STYLES; do  # the pool's teacher labels on the CPU (3 threads each), the student on the GPU
       $python -m dctoon train distill --teacher ".device/teachers/dctnet_$style.tflite" --photos .device/photos/* \
-        --out "$runs/$style" --pool "$pool" --steps 1000000 --batch "$batch" --res 192 --channel 16 --blocks 4 \
-        --init teacher --threads 3 --device "$device" --sample-every 1000 --stop-at "$stop" --resume \
+        --out "$runs/$style" --pool "$pool" --steps 1000000 --batch "$batch" --res 192 --channel 28 --blocks 4 \
+        --init "src/dctoon/builtin/$style" --lr 2e-4 --warmup 50 --threads 3 --device "$device" --sample-every 1000 --stop-at "$stop" --resume \
         > "$runs/$style.log" 2>&1 &
     done
     wait || true
-    for style in $STYLES; do cp "$runs/$style/checkpoint.pt" "$out/$style.pt" || true; done
+    for style in $STYLES; do cp "$runs/$style/best.pt" "$out/$style.pt" || true; done
     tar czf "$out/logs.tgz" -C "$runs" $(cd "$runs" && ls -d *.log */log.jsonl 2>/dev/null) \
       $(cd "$runs" && for s in $STYLES; do ls "$s"/samples/*.jpg 2>/dev/null | tail -n 1; done)
     tail -n 2 "$runs"/*.log ;;
   unpack)
     for style in $STYLES; do
       [ -f "$2/$style.pt" ] || continue
-      if [ -e "runs/distill-$style/checkpoint.pt" ]; then echo "runs/distill-$style/checkpoint.pt exists: kept"; continue; fi
-      mkdir -p "runs/distill-$style" && cp "$2/$style.pt" "runs/distill-$style/checkpoint.pt"
+      if [ -e "runs/distill-$style/best.pt" ]; then echo "runs/distill-$style/best.pt exists: kept"; continue; fi
+      mkdir -p "runs/distill-$style" && cp "$2/$style.pt" "runs/distill-$style/best.pt"
     done ;;
   *)
     sed -n '2,15p' "$0"; exit 2 ;;
