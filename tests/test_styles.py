@@ -304,8 +304,8 @@ def test_styles_command_lists_everything(capsys):
 def test_unknown_style_names_suggest_the_closest(capsys):
     with pytest.raises(ModelError, match="did you mean 'modelscope-anime'"):
         styles.resolve("modelscope-anim")
-    with pytest.raises(ModelError, match="did you mean 'modelscope-3d'"):
-        styles.download("3d")
+    with pytest.raises(ModelError, match="did you mean 'modelscope-design'"):
+        styles.download("design")  # ("3d" is a built-in now)
     for argv in (["styles", "info", "modelscop-sketch"], ["styles", "download", "modelscope-sktch"],
                  ["styles", "remove", "modelscope-artstyl"]):
         code, _, err = run(argv, capsys)
