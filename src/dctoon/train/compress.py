@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from dctoon.errors import InputError
 from dctoon.network import config_of, conv_specs
 
-from .model import Generator, _same_pad
+from .model import Generator, _same_pad, to_tensor
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def _generator(weights: dict[str, np.ndarray]) -> Generator:
 
 def _batches(calib: np.ndarray, size: int = 4):
     for i in range(0, len(calib), size):
-        yield torch.from_numpy(calib[i:i + size]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        yield to_tensor(calib[i:i + size])
 
 
 Stats = dict[str, tuple[np.ndarray, np.ndarray]]

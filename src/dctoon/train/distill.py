@@ -39,7 +39,7 @@ from dctoon.errors import InputError
 
 from ._util import dataset_files, log_step, psnr, read_bgr, relative, save_checkpoint
 from .settings import DistillSettings
-from .model import Generator, guided_filter
+from .model import Generator, guided_filter, to_tensor
 from .gan import save_grid, stop_deadline
 
 KINDS = ("face", "zoom", "scene", "degraded")
@@ -163,10 +163,6 @@ def distill_loss(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, s:
 
 # --------------------------------------------------------------------------------------------
 # training
-
-
-def _to_tensor(u8: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(u8).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
 class Distiller:
@@ -310,7 +306,7 @@ class Distiller:
                 mask[b, :, -m:] = 0
             if x0 + s.res < s.pool_size:
                 mask[b, :, :, -m:] = 0
-        return _to_tensor(x).to(self.dev), _to_tensor(y).to(self.dev), mask.to(self.dev)
+        return to_tensor(x).to(self.dev), to_tensor(y).to(self.dev), mask.to(self.dev)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return guided_filter(x, self.G(x), self.radius, self.eps)
@@ -333,7 +329,7 @@ class Distiller:
         self.G.eval()
         scores = []
         for i in range(0, len(self.val_x), 4):
-            y = self.forward(_to_tensor(self.val_x[i:i + 4]).to(self.dev))
+            y = self.forward(to_tensor(self.val_x[i:i + 4]).to(self.dev))
             u8 = ((y.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy().astype(np.uint8)
             scores += [psnr(a, b) for a, b in zip(u8, self.val_y[i:i + 4])]
         self.G.train()
@@ -351,12 +347,12 @@ class Distiller:
 
     @torch.no_grad()
     def sample(self) -> Path:
-        x = _to_tensor(self.val_x[:6]).to(self.dev)
+        x = to_tensor(self.val_x[:6]).to(self.dev)
         self.G.eval()
         y = self.forward(x)
         self.G.train()
         path = self.out / "samples" / f"{self.step:06d}.jpg"
-        save_grid(path, [x, _to_tensor(self.val_y[:6]), y])
+        save_grid(path, [x, to_tensor(self.val_y[:6]), y])
         return path
 
     def run(self) -> Path:

@@ -36,6 +36,11 @@ def upsample2x_legacy(x: torch.Tensor) -> torch.Tensor:
     return along(along(x, 2), 3)
 
 
+def to_tensor(u8: np.ndarray) -> torch.Tensor:
+    """uint8 BGR [N, H, W, 3] as the generator's input: NCHW in [-1, 1]."""
+    return torch.from_numpy(u8).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
 class ResBlock(nn.Module):
     """The two convolutions of a residual block (``Generator.forward`` runs them, so that every
     convolution can be tapped the same way)."""
