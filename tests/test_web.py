@@ -450,7 +450,10 @@ def test_live_camera_in_browser(camera_browser, server, tmp_path):
     m = LIVE_STATUS.match(status)
     assert m and m.group(1) == STYLE and max(int(m.group(4)), int(m.group(5))) == 384, status
     print(f"\nlive at 384 px: {page_fps:.2f} frames/s arrived at the page; the server says: {status}")
-    assert page_fps > 0.5 and float(m.group(2)) > 0.5
+    # the rates are figures, not a speed test (bench/ measures speed): frames arrive, and the server's rate is
+    # one its own time per frame allows (frames are stylized one after another)
+    fps, ms = float(m.group(2)), float(m.group(3))
+    assert page_fps > 0 and ms > 0 and fps <= 1.2 * 1000 / ms + 0.05, status
     out = _fetch(pg, server, pg.locator("#dctoon-live-out img").get_attribute("src"), tmp_path / "live.jpg")
     from PIL import Image
 
