@@ -5,7 +5,8 @@ made over the same photo, on the held-out 10% of the AvatarHQ pairs (never train
 
 Numbers inside the central face ellipse of the 256x256 pair (dctoon.train.evaluate): Lab L1 (lower
 is better), grey SSIM and dark-stroke F1 (DoG sigma 1.0/1.6, -3 levels, 1 px tolerance; higher is
-better). Rows: the styles given (default: the built-ins), every official DCT-Net style found in
+better), and the share of flat pixels (grey Sobel magnitude under 8; the drawings' own share is the
+aim). Rows: the styles given (default: the built-ins), every official DCT-Net style found in
 ../shared/models/official (verification only), and the photo itself. The sheet shows photo |
 drawing | the first style | the best official (by mean rank over the three numbers).
 """
@@ -51,11 +52,13 @@ def main(argv=None) -> int:
         outputs[label] = stylize_pairs(dctoon.load(style, threads=args.threads), photos)
         results[label] = artist_metrics(outputs[label], drawings)
     results["photo (unstylized)"] = artist_metrics(photos, drawings)
+    results["the drawings themselves"] = artist_metrics(drawings, drawings)
     print(f"{len(photos)} held-out pairs ({args.holdout:.0%} hash hold-out of {Path(args.photos).name}), "
           f"inside the face ellipse of {PAIR_SIZE}x{PAIR_SIZE}; {time.time() - t0:.0f} s\n")
-    print("| model | Lab L1 (lower better) | grey SSIM | stroke F1 |\n|---|---|---|---|")
+    print("| model | Lab L1 (lower better) | grey SSIM | stroke F1 | flat share (drawings': last row) |\n"
+          "|---|---|---|---|---|")
     for label, r in results.items():
-        print(f"| {label} | {r['lab_l1']:.2f} | {r['ssim']:.4f} | {r['stroke_f1']:.4f} |")
+        print(f"| {label} | {r['lab_l1']:.2f} | {r['ssim']:.4f} | {r['stroke_f1']:.4f} | {r['flat_share']:.3f} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"pairs": len(photos), "results": results}, indent=2) + "\n")
     if args.sheet:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # How the built-in styles are made (a maintainer's script, not needed to use dctoon):
-#   [STOP_AT=HH:MM] scripts/builtins.sh distill STYLE [STEPS] [THREADS] [DEVICE]
+#   [STOP_AT=HH:MM] [LR=2e-4] [WARMUP=50] [POOL=1500] [INIT=teacher] [CALIB=24] scripts/builtins.sh distill STYLE [STEPS] [THREADS] [DEVICE]
 #                                                         distil the official STYLE (../shared) into runs/distill-STYLE:
 #                                                         the first round from the teacher cut to the built-in's width,
 #                                                         later rounds from the shipped built-in (resumable; DEVICE cuda
@@ -25,7 +25,7 @@ PY=.venv/bin/python
 AVATAR_FLAGS="--res 160 --batch 4 --lr 1e-4 --w-pixel 3 --w-gradient 3 --w-ink 3 --paper skip --anchor photo --lowpass-weight 0.25 --steps 500 --sample-every 100 --threads 1"
 AVATAR_AVERAGE="runs/avatar-c1/best.pt runs/avatar-c2/best.pt --weights 0.7 0.3"
 # each built-in's width: the Pareto table of bench/RESULTS.md ("Built-in students")
-width() { echo 28; }
+width() { case "$1" in handdrawn) echo 31;; *) echo 28;; esac; }
 name() { case "$1" in sd-design) echo design;; sd-illustration) echo illustration;; *) echo "$1";; esac; }
 describe() {
   case "$1" in
@@ -43,12 +43,14 @@ case "$1" in
   distill)
     # the first round cuts the teacher (dctoon.train.compress); a later one resumes from the shipped student
     style=$2; steps=${3:-1500}; threads=${4:-2}; device=${5:-cpu}; n=$(name "$style")
+    # INIT=teacher cuts again (a new width, or more calibration inputs)
     init=teacher
     grep -qs '"trainer": "dctoon.train.distill' "src/dctoon/builtin/$n/style.json" && init="src/dctoon/builtin/$n"
+    init=${INIT:-$init}
     .venv/bin/dctoon train distill --teacher "$S/models/official/dctnet_$style.tflite" \
       --photos "$S/data/face-photos" "$S/data/handdrawn-portraits-photos" --out "runs/distill-$style" \
       --pool "${POOL:-1500}" --steps "$steps" --channel "$(width "$style")" --blocks 4 --init "$init" --threads "$threads" \
-      --lr 2e-4 --warmup 50 --calib 24 --sample-every 50 --device "$device" --resume ${STOP_AT:+--stop-at "$STOP_AT"} ;;
+      --lr "${LR:-2e-4}" --warmup "${WARMUP:-50}" --calib "${CALIB:-24}" --sample-every 50 --device "$device" --resume ${STOP_AT:+--stop-at "$STOP_AT"} ;;
   export)
     style=$2; n=$(name "$style"); c=$(width "$style")
     $PY -c "from skimage import data; import cv2; cv2.imwrite('/tmp/dctoon-preview.png', data.astronaut()[16:272, 124:380, ::-1])"

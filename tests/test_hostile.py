@@ -399,6 +399,7 @@ def test_cli_hostile_input(case: Case, tmp_path, capsys, fp16_model):
     if "--style" not in args and args[0] in ("image", "video"):
         args += ["--style", fp16_model]
     before = _snapshot(work)
+    folders = {p for p in work.rglob("*") if p.is_dir()}
     started = time.monotonic()
     code, _, err = run(args, capsys)
     assert code == case.code, err
@@ -406,6 +407,8 @@ def test_cli_hostile_input(case: Case, tmp_path, capsys, fp16_model):
         line = one_line_error(err)
         assert case.says in line, line
         assert time.monotonic() - started < 30, "refused, but only after doing the work"
+        left = [p for p in work.rglob("*") if p.is_dir() and p not in folders and not any(p.iterdir())]
+        assert not left, f"a refused run left empty folders: {left}"
     else:
         assert "Traceback" not in err
     after = _snapshot(work)

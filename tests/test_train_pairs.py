@@ -145,12 +145,15 @@ def test_artist_metrics_reward_the_drawing_and_its_lines():
     face = cv2.resize(cv2.imread(str(need(SHARED / "media" / "images" / "portrait-512.jpg"))), (256, 256))
     drawing = _drawn(face)
     same = evaluate.artist_metrics([drawing], [drawing])
-    assert same == {"lab_l1": 0.0, "ssim": 1.0, "stroke_f1": 1.0}
+    assert {k: same[k] for k in ("lab_l1", "ssim", "stroke_f1")} == {"lab_l1": 0.0, "ssim": 1.0, "stroke_f1": 1.0}
     shifted = evaluate.artist_metrics([np.roll(drawing, 1, axis=1)], [drawing])  # 1 px: within the tolerance
     blurred = evaluate.artist_metrics([cv2.GaussianBlur(drawing, (0, 0), 2.5)], [drawing])
     photo = evaluate.artist_metrics([face], [drawing])
     assert shifted["stroke_f1"] > 0.95 and blurred["stroke_f1"] < 0.6
     assert photo["lab_l1"] > blurred["lab_l1"] > 0 and photo["ssim"] < 1
+    # flat share: the drawing's flat fills count, the photo's shading and texture do not
+    assert same["flat_share"] > photo["flat_share"] + 0.1 and 0 <= photo["flat_share"]
+    assert evaluate.artist_metrics([np.full_like(face, 128)], [drawing])["flat_share"] == 1.0
     # the training term sees the strokes the metric counts
     t = torch.from_numpy(drawing).permute(2, 0, 1)[None].float() / 127.5 - 1
     strokes = losses.dark_lines(t)[0, 0].numpy() > 1.0

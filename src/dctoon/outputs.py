@@ -89,13 +89,17 @@ def plan_outputs(paths: list[Path], out: Path | None, name: Callable[[Path], str
 
 
 def _check_writable(dst: Path) -> None:
-    """A temp file made and removed beside ``dst``: a folder that cannot be written is refused
-    before any work, not after the stylizing."""
-    fd, tmp = temp_beside(dst, ".tmp")
+    """A temp file made and removed in ``dst``'s folder, or in the nearest folder above it that exists
+    when it is still to be made (at the first output: a run that fails leaves no empty folder behind):
+    a place that cannot be written is refused before any work, not after the stylizing."""
+    existing = dst.parent.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{dst.parent}: cannot write there ({existing} is a file)")
+    fd, tmp = temp_beside(existing / "probe", ".tmp")
     os.close(fd)
     os.unlink(tmp)
-
-
 
 
 def video_name(src: Path, style: str, side_by_side: bool = False) -> str:

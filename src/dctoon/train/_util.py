@@ -94,6 +94,7 @@ def save_checkpoint(state: dict, path: Path) -> Path:
     import torch
 
     tmp = Path(path).with_suffix(".tmp")
+    tmp.parent.mkdir(parents=True, exist_ok=True)  # a run's folder is made at its first write, not at its start
     torch.save(state, tmp)
     os.replace(tmp, path)
     return Path(path)
@@ -131,6 +132,7 @@ def log_step(folder: Path, step: int, elapsed: float, logs: dict[str, float], **
         raise FloatingPointError(f"non-finite loss at step {step}: {logs}")
     losses = {k: round(v, 5) for k, v in logs.items()}
     line = json.dumps({"step": step, "elapsed_s": round(elapsed, 1), **extra, **losses})
+    Path(folder).mkdir(parents=True, exist_ok=True)
     with open(Path(folder) / "log.jsonl", "a") as f:
         f.write(line + "\n")
     print(line, flush=True)

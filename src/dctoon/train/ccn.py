@@ -410,7 +410,6 @@ def run_ccn(settings: CCNSettings) -> Path:
     random.seed(s.seed)
     dev = torch.device(s.device)
     out = Path(s.out)
-    (out / "samples").mkdir(parents=True, exist_ok=True)
 
     if s.ckpt:
         g_src, d, cfg = load_rosinality(s.ckpt)

@@ -175,7 +175,6 @@ class Distiller:
         torch.set_num_threads(s.threads)
         torch.manual_seed(s.seed)
         self.out = Path(s.out)
-        (self.out / "samples").mkdir(parents=True, exist_ok=True)
         self.teacher, imported, self.teacher_label = load_teacher(s.teacher, s.threads)
         self.radius, self.eps = imported.radius, imported.eps
 
@@ -248,6 +247,7 @@ class Distiller:
         x, kinds = make_inputs(images, s.pool, s.pool_size, s.seed)
         print(f"distill: teacher on {s.pool} inputs of {s.pool_size} px", flush=True)
         y = teacher_outputs(self.teacher, x)
+        self.out.mkdir(parents=True, exist_ok=True)
         tmp = self.out / "pool.tmp.npz"
         np.savez(tmp, x=x, y=y, kinds=kinds, key=np.array(key))
         os.replace(tmp, path)

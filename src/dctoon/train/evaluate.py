@@ -211,6 +211,16 @@ def stroke_f1(ours: np.ndarray, drawing: np.ndarray, mask: np.ndarray) -> float:
     return float(2 * precision * recall / max(precision + recall, 1e-9))
 
 
+def flat_share(bgr: np.ndarray, mask: np.ndarray) -> float:
+    """Share of flat pixels inside ``mask``: grey Sobel gradient magnitude (3x3) under 8 levels. An
+    artist's flat skin and fills score high, photographic shading and texture low."""
+    import cv2
+
+    g = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    magnitude = np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3))
+    return float((magnitude[mask] < 8).mean())
+
+
 def grey_ssim(ours: np.ndarray, drawing: np.ndarray, mask: np.ndarray) -> float:
     """Mean SSIM of the grey images (Gaussian window sigma 1.5, the usual constants) inside ``mask``."""
     import cv2
@@ -234,11 +244,14 @@ def lab_l1(ours: np.ndarray, drawing: np.ndarray, mask: np.ndarray) -> float:
 
 def artist_metrics(outputs: list[np.ndarray], drawings: list[np.ndarray]) -> dict:
     """Lab L1 (lower is better), grey SSIM and dark-stroke F1 (higher is better) of 256x256 outputs
-    against the drawings, inside the face ellipse, averaged over the pairs."""
+    against the drawings, and the outputs' flat share (to compare with the drawings' own), inside the
+    face ellipse, averaged over the pairs."""
     mask = face_ellipse()
-    rows = [(lab_l1(o, d, mask), grey_ssim(o, d, mask), stroke_f1(o, d, mask)) for o, d in zip(outputs, drawings)]
-    lab, ssim, f1 = np.mean(rows, 0)
-    return {"lab_l1": round(float(lab), 3), "ssim": round(float(ssim), 4), "stroke_f1": round(float(f1), 4)}
+    rows = [(lab_l1(o, d, mask), grey_ssim(o, d, mask), stroke_f1(o, d, mask), flat_share(o, mask))
+            for o, d in zip(outputs, drawings)]
+    lab, ssim, f1, flat = np.mean(rows, 0)
+    return {"lab_l1": round(float(lab), 3), "ssim": round(float(ssim), 4), "stroke_f1": round(float(f1), 4),
+            "flat_share": round(float(flat), 4)}
 
 
 def held_out_pairs(photos: Path, drawings: Path, holdout: float = 0.1) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -164,6 +164,7 @@ def save_grid(path: Path, rows: list[torch.Tensor]) -> None:
     for t in rows:
         t = ((t.detach().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
         cols.append(np.concatenate(list(t), 0))
+    path.parent.mkdir(parents=True, exist_ok=True)  # made at the first sample: a run refused at its start leaves none
     cv2.imwrite(str(path), np.concatenate(cols, 1))
 
 
@@ -212,7 +213,6 @@ class Trainer:
         torch.manual_seed(s.seed)
         self.dev = torch.device(s.device)
         self.out = Path(s.out)
-        (self.out / "samples").mkdir(parents=True, exist_ok=True)
         self.gen = torch.Generator().manual_seed(s.seed)
 
         self.pairs = self.val = self.photos = None
