@@ -172,7 +172,7 @@ def main() -> None:
                     " images, frames; sheet: the five images of the contact sheet alone)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--sheet", action="store_true", help="render docs/contact-sheets/styles.png")
-    ap.add_argument("--json", default=str(CACHE / "fidelity.json"))
+    ap.add_argument("--json", default=str(CACHE / "fidelity.json"), help="each style's latest numbers (updated)")
     ap.add_argument("--teachers-only", action="store_true", help="only fill the teachers' cache (any style list)")
     args = ap.parse_args()
     if args.strip:
@@ -194,7 +194,8 @@ def main() -> None:
             keep = [i for i, (n, _) in enumerate(sets[pictures]) if n in SHEET_IMAGES]
             sheet_rows[style] = tuple([o[i] for i in keep] for o in outs[pictures])
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(table, indent=1) + "\n")
+    kept = json.loads(Path(args.json).read_text()) if Path(args.json).exists() else {}  # the other styles' last run
+    Path(args.json).write_text(json.dumps(kept | table, indent=1) + "\n")
     faces = "faces" in sets
     print("\n| style | " + " | ".join(f"{k} PSNR / SSIM" for k in sets) + " | mean PSNR |"
           + (" faces detected: teacher / student / photo |" if faces else ""))

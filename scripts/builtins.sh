@@ -6,7 +6,8 @@
 #                                                         later rounds from the shipped built-in (resumable; DEVICE cuda
 #                                                         on a GPU machine; default cpu)
 #   [RUNS=DIR] scripts/builtins.sh export STYLE           write src/dctoon/builtin/NAME from that run (DIR: runs)
-#   scripts/builtins.sh metrics                           python bench/fidelity.py, then each card gets its numbers
+#   scripts/builtins.sh metrics [STYLE...]                python bench/fidelity.py (all built-ins, or those), then each
+#                                                         card gets its numbers
 #   scripts/builtins.sh avatar [STOP_AT] [DEVICE]         fine-tune the official handdrawn style on the AvatarHQ pairs
 #                                                         twice (selfies' content weight 1 and 2, side by side, into
 #                                                         runs/avatar-c1 and -c2), then average their best steps
@@ -58,11 +59,13 @@ case "$1" in
     .venv/bin/dctoon train export "${RUNS:-runs}/distill-$style/best.pt" --out "$tmp/$n" --name "$n" \
       --description "$(describe "$style"). Distilled from DCT-Net's official $style style." \
       --preview /tmp/dctoon-preview.png \
-      --command "dctoon train distill --teacher dctnet_$style.tflite --photos face-photos handdrawn-portraits-photos --pool 1500 --channel $c --blocks 4 --init teacher|builtin (scripts/builtins.sh distill $style; steps and rounds in this card)"
+      --command "dctoon train distill --teacher dctnet_$style.tflite --photos face-photos handdrawn-portraits-photos --pool POOL --calib CALIB --channel $c --blocks 4 --init teacher|builtin (scripts/builtins.sh distill $style; the pool, calibration, steps and rounds in this card)"
     rm -rf "src/dctoon/builtin/$n" && mv "$tmp/$n" "src/dctoon/builtin/$n" && rmdir "$tmp" ;;
   metrics)
-    $PY bench/fidelity.py --sheet $FIDELITY
-    for style in anime 3d handdrawn sketch artstyle sd-design sd-illustration; do
+    shift; styles=${*:-anime 3d handdrawn sketch artstyle sd-design sd-illustration}
+    # all: the contact sheet too; some: their numbers (the others' stay in bench/.cache/fidelity.json)
+    if [ $# -gt 0 ]; then $PY bench/fidelity.py $FIDELITY --styles $styles; else $PY bench/fidelity.py --sheet $FIDELITY; fi
+    for style in $styles; do
       n=$(name "$style"); [ -d "src/dctoon/builtin/$n" ] || continue
       $PY -c "
 import json, sys
