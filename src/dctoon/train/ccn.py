@@ -474,6 +474,7 @@ def run_ccn(settings: CCNSettings) -> Path:
         if not (math.isfinite(d_loss.item()) and math.isfinite(g_loss.item())):
             raise FloatingPointError(f"non-finite loss at step {step}")
         log_lines.append(f"step {step} d {d_loss.item():.4f} g {g_loss.item():.4f} t {time.time() - t0:.1f}\n")
+    out.mkdir(parents=True, exist_ok=True)  # made at the first write: a run refused at its start leaves none
     with open(out / "log.txt", "a") as log:
         log.writelines(log_lines)
     state = {"g": g.state_dict(), "g_ema": g_ema.state_dict(), "d": d.state_dict(), "g_optim": opt_g.state_dict(),
