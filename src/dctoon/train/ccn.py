@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import random
 import time
 from dataclasses import asdict
@@ -35,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._util import dataset_files, load_checkpoint, read_bgr
+from ._util import dataset_files, load_checkpoint, read_bgr, save_checkpoint
 from .settings import CCNSettings
 
 SQRT2 = math.sqrt(2.0)
@@ -479,8 +478,7 @@ def run_ccn(settings: CCNSettings) -> Path:
         log.writelines(log_lines)
     state = {"g": g.state_dict(), "g_ema": g_ema.state_dict(), "d": d.state_dict(), "g_optim": opt_g.state_dict(),
              "d_optim": opt_d.state_dict(), "step": step, "config": cfg, "settings": asdict(s)}
-    torch.save(state, out / "checkpoint.pt.tmp")
-    os.replace(out / "checkpoint.pt.tmp", out / "checkpoint.pt")
+    save_checkpoint(state, out / "checkpoint.pt")
 
     swapped = layer_swap(g_src, g_ema, s.swap_res).eval()
     torch.save({"g_ema": swapped.state_dict(), "config": cfg, "swap_res": s.swap_res}, out / "swapped.pt")
