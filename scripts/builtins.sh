@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # How the built-in styles are made (a maintainer's script, not needed to use dctoon):
-#   [STOP_AT=HH:MM] [LR=2e-4] [WARMUP=50] [POOL=1500] [INIT=teacher] [CALIB=24] scripts/builtins.sh distill STYLE [STEPS] [THREADS] [DEVICE]
+#   [STOP_AT=HH:MM] [LR=2e-4] [WARMUP=50] [POOL=1500] [INIT=teacher] [CALIB=24] [CALIB_KINDS="face zoom"] scripts/builtins.sh distill STYLE [STEPS] [THREADS] [DEVICE]
 #                                                         distil the official STYLE (../shared) into runs/distill-STYLE:
 #                                                         the first round from the teacher cut to the built-in's width,
 #                                                         later rounds from the shipped built-in (resumable; DEVICE cuda
@@ -51,7 +51,7 @@ case "$1" in
     .venv/bin/dctoon train distill --teacher "$S/models/official/dctnet_$style.tflite" \
       --photos "$S/data/face-photos" "$S/data/handdrawn-portraits-photos" --out "runs/distill-$style" \
       --pool "${POOL:-1500}" --steps "$steps" --channel "$(width "$style")" --blocks 4 --init "$init" --threads "$threads" \
-      --lr "${LR:-2e-4}" --warmup "${WARMUP:-50}" --calib "${CALIB:-24}" --sample-every 50 --device "$device" --resume ${STOP_AT:+--stop-at "$STOP_AT"} ;;
+      --lr "${LR:-2e-4}" --warmup "${WARMUP:-50}" --calib "${CALIB:-24}" ${CALIB_KINDS:+--calib-kinds $CALIB_KINDS} --sample-every 50 --device "$device" --resume ${STOP_AT:+--stop-at "$STOP_AT"} ;;
   export)
     style=$2; n=$(name "$style"); c=$(width "$style")
     $PY -c "from skimage import data; import cv2; cv2.imwrite('/tmp/dctoon-preview.png', data.astronaut()[16:272, 124:380, ::-1])"

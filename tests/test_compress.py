@@ -112,6 +112,7 @@ def test_a_distill_run_starts_from_the_cut_and_a_later_round_from_the_shipped_st
                         threads=1, init="teacher", calib=8)
     first = distill.Distiller(s)
     assert first.G.channel == 6 and "cut from c=8/2 blocks to c=6/2 blocks" in first.init
+    assert "pool inputs: face, zoom)" in first.init  # the default calibration kinds
     export(ExportSettings(checkpoint=str(first.run()), out=str(tmp_path / "student"), name="student"))
     card = json.loads((tmp_path / "student" / "style.json").read_text())["training"]
     assert first.history[0]["step"] == 0 and first.history[0]["val_psnr"] > 25  # the cut start, before training
@@ -125,3 +126,18 @@ def test_a_distill_run_starts_from_the_cut_and_a_later_round_from_the_shipped_st
     export(ExportSettings(checkpoint=str(second.run()), out=str(tmp_path / "student2"), name="student"))
     card = json.loads((tmp_path / "student2" / "style.json").read_text())["training"]
     assert len(card["rounds"]) == 2 and card["rounds"][1]["init"].startswith("the head model of style student")
+
+
+def test_calibration_draws_only_the_kinds_asked_for():
+    """The cut calibrates on the pool kinds named (faces and close-ups by default), each input at
+    most once, and a pool without any of them is one clear error, not an empty calibration."""
+    from dctoon.errors import InputError
+    from dctoon.train.distill import KINDS, calibration_pick
+
+    kinds = np.array([0, 2, 1, 3, 2, 0, 3, 1, 0, 2])
+    pick = calibration_pick(kinds, ("face", "zoom"), 4, 0)
+    assert len(pick) == len(set(pick)) == 4 and set(kinds[pick]) <= {0, 1} and list(pick) == sorted(pick)
+    assert sorted(calibration_pick(kinds, ("scene",), 99, 0)) == [1, 4, 9]  # fewer than asked: all there are
+    assert set(kinds[calibration_pick(kinds, KINDS, 10, 1)]) == {0, 1, 2, 3}
+    with pytest.raises(InputError, match="holds no degraded inputs"):
+        calibration_pick(np.array([0, 1, 2]), ("degraded",), 4, 0)

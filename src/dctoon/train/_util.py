@@ -180,7 +180,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> argparse.Ar
         if (low, high) != (None, None):
             help_text += f" ({describe_range(low, high)})"
         if default is not None and not isinstance(default, bool):
-            help_text += f" (default: {default})"
+            shown = " ".join(map(str, default)) if isinstance(default, (tuple, list)) else default
+            help_text += f" (default: {shown})"
         nargs = "+" if origin is list or args[-1:] == (Ellipsis,) else len(args)  # tuple[X, ...]: one or more
         if meta.get("positional"):
             parser.add_argument(f.name, **({"type": args[0], "nargs": nargs} if origin in (tuple, list) else
@@ -192,7 +193,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> argparse.Ar
         elif origin in (tuple, list):
             parser.add_argument(flag, type=args[0], nargs=nargs,
                                 default=default, help=help_text, required=bool(meta.get("required")),
-                                metavar=meta.get("metavar"))
+                                metavar=meta.get("metavar"), choices=meta.get("choices"))
         else:
             parser.add_argument(flag, type=tp, default=default, help=help_text, required=bool(meta.get("required")),
                                 choices=meta.get("choices"))

@@ -38,11 +38,10 @@ import torch
 from dctoon.errors import InputError
 
 from ._util import dataset_files, log_step, psnr, read_bgr, relative, save_checkpoint
-from .settings import DistillSettings
+from .settings import POOL_KINDS as KINDS, DistillSettings
 from .model import Generator, guided_filter, to_tensor
 from .gan import save_grid, stop_deadline
 
-KINDS = ("face", "zoom", "scene", "degraded")
 POOL_FILE = "pool.npz"
 
 
@@ -135,6 +134,15 @@ def make_inputs(images: list[np.ndarray], n: int, size: int, seed: int) -> tuple
     return out, kinds
 
 
+def calibration_pick(kinds: np.ndarray, names: tuple[str, ...], n: int, seed: int) -> np.ndarray:
+    """Sorted indices of up to ``n`` pool inputs of the kinds ``names``, drawn without repeats."""
+    index = np.flatnonzero(np.isin(kinds, [KINDS.index(k) for k in names]))
+    if not len(index):
+        raise InputError(f"--calib-kinds: the pool of {len(kinds)} holds no {' or '.join(names)} inputs;"
+                         " name more kinds or make a bigger --pool")
+    return np.sort(np.random.default_rng(seed).choice(index, min(n, len(index)), replace=False))
+
+
 def teacher_outputs(teacher, inputs: np.ndarray, batch: int = 8) -> np.ndarray:
     return np.concatenate([teacher.run_batch(inputs[i:i + batch]) for i in range(0, len(inputs), batch)])
 
@@ -220,15 +228,14 @@ class Distiller:
             return weights
         from .compress import cut, refit
 
-        pick = np.random.default_rng(s.seed).choice(len(self.pool_x), min(s.calib, len(self.pool_x)), replace=False)
-        calib = self.pool_x[np.sort(pick)]
+        calib = self.pool_x[calibration_pick(self.kinds, s.calib_kinds, s.calib, s.seed)]
         t = time.time()
         small, plan = cut(weights, calib, s.channel, s.blocks)
         if s.refit:
             small = refit(small, weights, plan, calib)
         self.init += (f", cut from c={wide[0]}/{wide[1]} blocks to c={s.channel}/{s.blocks} blocks (activation"
                       f" choice, mean compensation{', least-squares refit' if s.refit else ''}; {len(calib)} pool"
-                      " inputs)")
+                      f" inputs: {', '.join(s.calib_kinds)})")
         print(f"distill: {self.init} in {time.time() - t:.0f} s", flush=True)
         return small
 

@@ -11,6 +11,9 @@ from dctoon.network import DEFAULT_SHARPNESS
 from dctoon.runtime import cap_threads
 
 
+POOL_KINDS = ("face", "zoom", "scene", "degraded")  # the distillation pool's input kinds (see train/distill.py)
+
+
 def _f(default, help: str, low=None, high=None, **kw):
     """A setting: its ``--help`` line and, for a number, the range it must lie in (``low``/``high``)."""
     return field(default=default, metadata={"help": help, "range": (low, high), **kw})
@@ -163,6 +166,9 @@ class DistillSettings(_Checked):
                                 " file); a wider start is compressed to the student's width (default: random)")
     calib: int = _f(32, "pool inputs the compression of a wider --init measures (activation statistics, refit)",
                     low=1, high=4096)
+    calib_kinds: tuple[str, ...] = _f(("face", "zoom"), "pool kinds the compression calibrates on (faces and close-ups"
+                                      " by default: what the head model sees, where fidelity shows most)",
+                                      choices=POOL_KINDS)
     refit: bool = _f(True, "compression: refit each layer of the cut by least squares to the wider network's"
                            " outputs (else the mean compensation alone)")
     threads: int = _f(2, "torch and onnxruntime CPU threads", low=1)
