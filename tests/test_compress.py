@@ -112,7 +112,7 @@ def test_a_distill_run_starts_from_the_cut_and_a_later_round_from_the_shipped_st
                         threads=1, init="teacher", calib=8)
     first = distill.Distiller(s)
     assert first.G.channel == 6 and "cut from c=8/2 blocks to c=6/2 blocks" in first.init
-    assert "pool inputs: face, zoom)" in first.init  # the default calibration kinds
+    assert "pool inputs: face, zoom, scene, degraded)" in first.init  # the default calibration kinds
     export(ExportSettings(checkpoint=str(first.run()), out=str(tmp_path / "student"), name="student"))
     card = json.loads((tmp_path / "student" / "style.json").read_text())["training"]
     assert first.history[0]["step"] == 0 and first.history[0]["val_psnr"] > 25  # the cut start, before training
@@ -129,7 +129,7 @@ def test_a_distill_run_starts_from_the_cut_and_a_later_round_from_the_shipped_st
 
 
 def test_calibration_draws_only_the_kinds_asked_for():
-    """The cut calibrates on the pool kinds named (faces and close-ups by default), each input at
+    """The cut calibrates on the pool kinds named (all four by default), each input at
     most once, and a pool without any of them is one clear error, not an empty calibration."""
     from dctoon.errors import InputError
     from dctoon.train.distill import KINDS, calibration_pick
