@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # How the built-in styles are made (a maintainer's script, not needed to use dctoon):
-#   [STOP_AT=HH:MM] [LR=2e-4] [WARMUP=50] [POOL=1500] [INIT=teacher] [CALIB=24] [CALIB_KINDS="face zoom"] scripts/builtins.sh distill STYLE [STEPS] [THREADS] [DEVICE]
+#   [STOP_AT=HH:MM] [LR=2e-4] [WARMUP=50] [POOL=1500] [INIT=teacher] [CALIB=24] [CALIB_KINDS="KIND ..."] scripts/builtins.sh distill STYLE [STEPS] [THREADS] [DEVICE]
 #                                                         distil the official STYLE (../shared) into runs/distill-STYLE:
 #                                                         the first round from the teacher cut to the built-in's width,
 #                                                         later rounds from the shipped built-in (resumable; DEVICE cuda
