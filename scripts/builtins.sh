@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # How the built-in styles are made (a maintainer's script, not needed to use dctoon):
-#   [STOP_AT=HH:MM] [LR=2e-4] [WARMUP=50] [POOL=1500] [INIT=teacher] [CALIB=24] [CALIB_KINDS="KIND ..."] scripts/builtins.sh distill STYLE [STEPS] [THREADS] [DEVICE]
+#   [STOP_AT=HH:MM] [LR=2e-4] [WARMUP=50] [POOL=1500] [INIT=teacher] [CALIB=24] [CALIB_KINDS="KIND ..."] [WIDTH=C] scripts/builtins.sh distill STYLE [STEPS] [THREADS] [DEVICE]
 #                                                         distil the official STYLE (../shared) into runs/distill-STYLE:
 #                                                         the first round from the teacher cut to the built-in's width,
 #                                                         later rounds from the shipped built-in (resumable; DEVICE cuda
@@ -25,8 +25,8 @@ PY=.venv/bin/python
 # of exactly these flags, with --w-content 1 and 2, weighted 0.7 and 0.3
 AVATAR_FLAGS="--res 160 --batch 4 --lr 1e-4 --w-pixel 3 --w-gradient 3 --w-ink 3 --paper skip --anchor photo --lowpass-weight 0.25 --steps 500 --sample-every 100 --threads 1"
 AVATAR_AVERAGE="runs/avatar-c1/best.pt runs/avatar-c2/best.pt --weights 0.7 0.3"
-# each built-in's width: the Pareto table of bench/RESULTS.md ("Built-in students")
-width() { case "$1" in handdrawn) echo 31;; *) echo 28;; esac; }
+# each built-in's width: the Pareto table of bench/RESULTS.md ("Built-in students"); WIDTH=C tries another
+width() { [ -n "${WIDTH:-}" ] && echo "$WIDTH" && return; case "$1" in anime|handdrawn) echo 31;; *) echo 28;; esac; }
 name() { case "$1" in sd-design) echo design;; sd-illustration) echo illustration;; *) echo "$1";; esac; }
 describe() {
   case "$1" in

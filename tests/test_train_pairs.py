@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch", reason="training needs the optional extra d
 cv2 = pytest.importorskip("cv2")
 
 from conftest import SHARED, need  # noqa: E402
+from dctoon import network  # noqa: E402
 from dctoon.importers import ImportedTTN, read_any  # noqa: E402
 from dctoon.train import evaluate, gan, losses  # noqa: E402
 from dctoon.train import model as ttn_model  # noqa: E402
@@ -110,7 +111,8 @@ def test_paired_run_validates_stops_early_and_exports(tmp_path):
         cv2.imwrite(str(extra / f"{f.stem}.png"), cv2.resize(cv2.imread(str(f)), (64, 64)))
     onnx = tmp_path / "start.onnx"
     onnx.write_bytes(ImportedTTN(_student(), 1, 5e-3).onnx().SerializeToString())
-    s = _settings(tmp_path, photos, drawings, init=str(onnx), photos=str(extra), steps=6, lr=0.0, patience=2)
+    s = _settings(tmp_path, photos, drawings, init=str(onnx), photos=str(extra), steps=6, lr=0.0, patience=2,
+                  fill_radius=4)
     trainer = gan.Trainer(s)
     assert len(trainer.pairs) + len(trainer.val) == 6  # 2 of the 8 are the test hold-out: never loaded
     assert trainer.styles.shape[1] == 3 and len(trainer.styles) == len(trainer.pairs)  # the critics see drawings
@@ -118,6 +120,12 @@ def test_paired_run_validates_stops_early_and_exports(tmp_path):
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     scores = [r for r in log if "held_out" in r]
     assert {"lab_l1", "ssim", "stroke_f1"} <= scores[0].keys()
+    x = trainer.val[:, :3].float() / 127.5 - 1.0  # scored as exported: with the flat fills
+    with torch.no_grad():
+        y = trainer.forward_g(x).permute(0, 2, 3, 1).numpy()
+    drawings_val = list(trainer.val[:, 3:6].permute(0, 2, 3, 1).numpy())
+    as_exported = [((np.clip(o, -1, 1) + 1) * 127.5).round().astype(np.uint8) for o in network.flat_fills(y, 4)]
+    assert scores[0]["flat_share"] == evaluate.artist_metrics(as_exported, drawings_val)["flat_share"]
     assert [r["step"] for r in scores] == [0, 1, 2]  # lr 0: never better than the start, so 2 validations and stop
     assert {"content", "pixel"} <= next(r for r in log if "pixel" in r).keys()
     best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
@@ -126,7 +134,8 @@ def test_paired_run_validates_stops_early_and_exports(tmp_path):
                                   name="toy", license="test"))
     card = json.loads((Path(style) / "style.json").read_text())["training"]
     assert card["data"]["pairs"]["n_train"] == len(trainer.pairs) and card["held_out"]["step"] == 0
-    assert card["init"] == "the head model of style start"
+    assert card["init"] == "the head model of style start" and card["flat_fills"] == {"radius": 4}
+    assert read_any(Path(style) / "model.onnx").fill_radius == 4
 
 
 def test_pairs_without_drawings_fail_in_one_line(tmp_path):

@@ -33,10 +33,12 @@ class ImportedTTN:
     eps: float
     bands: int = 0  # tone bands (our own graphs only)
     band_sharpness: float = network.DEFAULT_SHARPNESS
+    fill_radius: int = 0  # flat fills (our own graphs only)
 
     def onnx(self, metadata: dict[str, str] | None = None):
         """The inference graph this version of dctoon writes for these weights."""
-        return network.build_onnx(self.weights, self.radius, self.eps, metadata, self.bands, self.band_sharpness)
+        return network.build_onnx(self.weights, self.radius, self.eps, metadata, self.bands, self.band_sharpness,
+                                  fill_radius=self.fill_radius)
 
 
 
@@ -134,5 +136,6 @@ def read_any(path: Path) -> ImportedTTN:
         props = {p.key: p.value for p in model.metadata_props}
         return ImportedTTN(weights, int(props.get("gf_radius", network.DEFAULT_RADIUS)),
                            float(props.get("gf_eps", network.DEFAULT_EPS)), int(props.get("bands", 0)),
-                           float(props.get("band_sharpness", network.DEFAULT_SHARPNESS)))
+                           float(props.get("band_sharpness", network.DEFAULT_SHARPNESS)),
+                           int(props.get("fill_radius", 0)))
     return read_graphdef(path)

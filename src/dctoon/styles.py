@@ -268,11 +268,12 @@ def save_style(folder: Path, name: str, head: dict[str, np.ndarray], background:
                radius: int = network.DEFAULT_RADIUS, eps: float = network.DEFAULT_EPS,
                preview: np.ndarray | None = None, background_filter: tuple[int, float] | None = None,
                bands: int = 0, band_sharpness: float = network.DEFAULT_SHARPNESS, extra: dict | None = None,
-               single_file: bool = False, half: bool = False) -> Path:
+               single_file: bool = False, half: bool = False, fill_radius: int = 0) -> Path:
     """Write a style folder atomically (built in a temp folder, then renamed into place).
 
     ``background_filter`` (radius, eps) when the background model's guided filter differs from the
-    head's; ``bands``: both models end in tone bands (``network.tone_bands``); ``extra`` adds fields to
+    head's; ``bands``: both models end in tone bands (``network.tone_bands``), ``fill_radius``: in flat
+    fills of that radius (``network.flat_fills``); ``extra`` adds fields to
     the model card (e.g. ``origin``); ``single_file``: one ``model.onnx`` serves as head and
     background (one set of weights and filters: half the size on disk); ``half``: the weights stored
     in fp16, as ``train export`` ships them (half the file again; the built-ins' outputs moved by at
@@ -291,7 +292,8 @@ def save_style(folder: Path, name: str, head: dict[str, np.ndarray], background:
                 raise ValueError("single_file needs one set of weights and one guided filter")
             roles = (("head and background", "model.onnx", head, (radius, eps)),)
         for role, fname, weights, (r, e) in roles:
-            model = network.build_onnx(weights, r, e, {"style": name, "role": role}, bands, band_sharpness, half)
+            model = network.build_onnx(weights, r, e, {"style": name, "role": role}, bands, band_sharpness, half,
+                                       fill_radius)
             (tmp / fname).write_bytes(model.SerializeToString())
             files[role] = {"file": fname, "sha256": file_sha256(tmp / fname)}
         if single_file:
@@ -303,6 +305,7 @@ def save_style(folder: Path, name: str, head: dict[str, np.ndarray], background:
             "input": "BGR, 0-255 float NHWC; output uint8 BGR",
             "guided_filter": {"radius": radius, "eps": eps},
             **({"tone_bands": {"levels": int(bands), "sharpness": float(band_sharpness)}} if bands else {}),
+            **({"flat_fills": {"radius": int(fill_radius)}} if fill_radius else {}),
             "license": license, "source": source, "training": training or {}, **(extra or {}),
         }
         if preview is not None:
@@ -457,7 +460,7 @@ def _write_style(name: str, head: Path, background: Path, *, description: str, l
         return save_style(dest, name, h.weights, b.weights, description=description, license=license,
                           source=source, training=training, radius=h.radius, eps=h.eps,
                           background_filter=(b.radius, b.eps), bands=h.bands, band_sharpness=h.band_sharpness,
-                          preview=_preview(h) if preview else None, extra=extra)
+                          fill_radius=h.fill_radius, preview=_preview(h) if preview else None, extra=extra)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise ModelError(f"disk full while writing style '{name}' to {dest.parent}: free some space "

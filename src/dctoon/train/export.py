@@ -31,7 +31,7 @@ def export(settings: ExportSettings) -> Path:
         trained = st["settings"]
         radius, eps = st.get("gf", (DEFAULT_RADIUS, DEFAULT_EPS))  # a student keeps its teacher's filter
         head = bg = ImportedTTN(g.numpy_weights(), radius, eps, trained.get("bands", 0),
-                                trained.get("band_sharpness", DEFAULT_SHARPNESS))
+                                trained.get("band_sharpness", DEFAULT_SHARPNESS), trained.get("fill_radius", 0))
         single = True
         if st.get("kind") == "distill":
             training = distill_card(st, metrics, s.command)
@@ -58,17 +58,18 @@ def export(settings: ExportSettings) -> Path:
             training["command"] = " ; ".join(c for c in (training.get("command"), s.command) if c)
     bands = head.bands if s.bands is None else s.bands
     sharpness = head.band_sharpness if s.band_sharpness is None else s.band_sharpness
+    fills = head.fill_radius if s.fill_radius is None else s.fill_radius
     preview = None
     if s.preview:
         bgr = read_bgr(Path(s.preview), 256)
         preview = reference_forward(head.weights, bgr[None].astype(np.float32), head.radius, head.eps, bands,
-                                    sharpness)[0][..., ::-1].copy()
+                                    sharpness, fills)[0][..., ::-1].copy()
     pick = lambda key: card.get(key, "") if getattr(s, key) is None else getattr(s, key)  # noqa: E731
     return save_style(Path(s.out), s.name, head.weights, None if single else bg.weights,
                       description=pick("description"),
                       license=pick("license"), source=pick("source"), training=training, radius=head.radius,
                       eps=head.eps, background_filter=(bg.radius, bg.eps), preview=preview, bands=bands,
-                      band_sharpness=sharpness, single_file=single, half=True)
+                      band_sharpness=sharpness, single_file=single, half=True, fill_radius=fills)
 
 
 def average(settings: AverageSettings) -> Path:

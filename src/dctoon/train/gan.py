@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from dctoon.errors import InputError
-from dctoon.network import config_of
+from dctoon.network import config_of, flat_fills
 
 from ._util import (LANDMARKS_FILE, dataset_files, holdout_split, load_checkpoint, log_step, read_bgr, relative,
                     save_checkpoint, square)
@@ -434,6 +434,8 @@ class Trainer:
             y = self.forward_g(x[:, :3])
             terms = paired_losses(y, x[:, 3:6], self.supervised(x))
             total += len(x) * sum(getattr(self.s, f"w_{k}") * t.item() for k, t in terms.items())
+            if self.s.fill_radius:  # what export writes after the network
+                y = torch.from_numpy(flat_fills(y.permute(0, 2, 3, 1).cpu().numpy(), self.s.fill_radius)).permute(0, 3, 1, 2)
             outputs += list(((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
         self.G.train()
         drawings = list(self.val[:, 3:6].permute(0, 2, 3, 1).numpy())
@@ -542,6 +544,8 @@ def training_card(st: dict, metrics: dict | None = None, command: str | None = N
                                     " the early-stopping choice"}
     if s.get("bands"):
         card["tone_bands"] = {"levels": s["bands"], "sharpness": s["band_sharpness"]}
+    if s.get("fill_radius"):
+        card["flat_fills"] = {"radius": s["fill_radius"]}
     if s.get("w_superpixel") or s.get("w_lines"):
         card["structure_regions"] = s.get("segmenter", "slic")
     if metrics:
