@@ -118,7 +118,6 @@ def test_flat_fills_flatten_texture_keep_lines_and_survive_a_round_trip(tmp_path
     assert read_any(path).fill_radius == 3
 
 
-
 def test_runner_handles_any_size(tmp_path):
     path = tmp_path / "m.onnx"
     path.write_bytes(network.build_onnx(random_weights()).SerializeToString())

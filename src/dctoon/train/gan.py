@@ -434,9 +434,10 @@ class Trainer:
             y = self.forward_g(x[:, :3])
             terms = paired_losses(y, x[:, 3:6], self.supervised(x))
             total += len(x) * sum(getattr(self.s, f"w_{k}") * t.item() for k, t in terms.items())
+            y = y.permute(0, 2, 3, 1).cpu().numpy()
             if self.s.fill_radius:  # what export writes after the network
-                y = torch.from_numpy(flat_fills(y.permute(0, 2, 3, 1).cpu().numpy(), self.s.fill_radius)).permute(0, 3, 1, 2)
-            outputs += list(((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+                y = flat_fills(y, self.s.fill_radius)
+            outputs += list(((np.clip(y, -1, 1) + 1) * 127.5).round().astype(np.uint8))
         self.G.train()
         drawings = list(self.val[:, 3:6].permute(0, 2, 3, 1).numpy())
         return {"held_out": total / len(self.val)} | artist_metrics(outputs, drawings)
