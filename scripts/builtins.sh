@@ -26,7 +26,7 @@ PY=.venv/bin/python
 AVATAR_FLAGS="--res 160 --batch 4 --lr 1e-4 --w-pixel 3 --w-gradient 3 --w-ink 3 --paper skip --anchor photo --lowpass-weight 0.25 --steps 500 --sample-every 100 --threads 1"
 AVATAR_AVERAGE="runs/avatar-c1/best.pt runs/avatar-c2/best.pt --weights 0.7 0.3"
 # each built-in's width: the Pareto table of bench/RESULTS.md ("Built-in students"); WIDTH=C tries another
-width() { [ -n "${WIDTH:-}" ] && echo "$WIDTH" && return; case "$1" in anime|handdrawn) echo 31;; *) echo 28;; esac; }
+width() { [ -n "${WIDTH:-}" ] && echo "$WIDTH" && return; case "$1" in anime|handdrawn|3d) echo 31;; *) echo 28;; esac; }
 name() { case "$1" in sd-design) echo design;; sd-illustration) echo illustration;; *) echo "$1";; esac; }
 describe() {
   case "$1" in
