@@ -224,3 +224,36 @@ def test_average_of_runs_from_one_start_exports_with_its_record(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dctoon.train", "average", str(runs[0]), "--out", str(tmp_path / "y.pt")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and "two or more" in r.stderr
+
+
+def test_pairs_take_the_avatars_recipe_unless_a_flag_says_otherwise():
+    from dctoon.train.settings import TTN_RECIPES
+
+    paired, unpaired = TTNSettings(pairs=("p", "d")), TTNSettings(lr=3e-4)
+    assert all(getattr(paired, k) == v for k, v in TTN_RECIPES["paired"].items())
+    assert paired.init == "handdrawn" and paired.steps == 500 and unpaired.init is None and unpaired.steps == 20000
+    assert unpaired.lr == 3e-4 and TTNSettings(pairs=("p", "d"), res=96, anchor="start").res == 96  # a flag wins
+    with pytest.raises(InputError, match="--steps"):
+        TTNSettings(pairs=("p", "d"), steps=0)
+
+
+def test_pair_critic_judges_drawings_where_drawn_and_resumes(tmp_path):
+    photos, drawings = _pair_folders(tmp_path, n=4, size=64)
+    onnx = tmp_path / "start.onnx"
+    onnx.write_bytes(ImportedTTN(_student(), 1, 5e-3).onnx().SerializeToString())
+    s = _settings(tmp_path, photos, drawings, init=str(onnx), holdout=0.0, w_pair=1.0, steps=2)
+    trainer = gan.Trainer(s)
+    photo, drawing = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(2, 3, 8, 8) * 2 - 1
+    out, drawn = torch.rand(2, 3, 8, 8) * 2 - 1, torch.zeros(2, 1, 8, 8)
+    drawn[..., :4] = 1  # the left half drawn, the right half blank paper
+    real, fake = trainer.pair_reps(photo, drawing, drawn, out)
+    assert torch.equal(real[:, :3], photo) and torch.equal(fake[:, 3:], out)
+    assert torch.equal(real[:, 3:, :, :4], drawing[..., :4]) and torch.equal(real[:, 3:, :, 4:], out[..., 4:])
+    logs = trainer.train_step()
+    assert {"d_p", "g_p", "pixel"} <= logs.keys() and all(np.isfinite(v) for v in logs.values())
+    path = trainer.save()
+    again = gan.Trainer(dataclasses.replace(s, resume=True))
+    assert again.step == 1
+    assert all(torch.equal(a, b) for a, b in zip(again.Dp.state_dict().values(), trainer.Dp.state_dict().values()))
+    assert "Dp" not in gan.Trainer(dataclasses.replace(s, w_pair=0.0, out=str(tmp_path / "r2"))).state()
+    assert path.exists()

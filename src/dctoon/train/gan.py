@@ -252,8 +252,9 @@ class Trainer:
         self.content = ContentLoss(s.vgg_weights, s.lowpass_weight, s.grad_weight, s.flatten,
                                    s.chroma_weight, s.structure_floor).to(self.dev)
         self.opt_g = torch.optim.Adam(self.G.parameters(), s.lr, betas=(0.5, 0.99))
-        self.opt_d = torch.optim.Adam(list(self.Ds.parameters()) + list(self.Dt.parameters()), s.lr,
-                                      betas=(0.5, 0.99))
+        self.Dp = PatchDiscriminator(6).to(self.dev) if self.pairs is not None and s.w_pair > 0 else None
+        critics = [self.Ds, self.Dt] + ([self.Dp] if self.Dp is not None else [])
+        self.opt_d = torch.optim.Adam([p for d in critics for p in d.parameters()], s.lr, betas=(0.5, 0.99))
         self.step = 0
         self.warmup = warmup_steps(dataclasses.asdict(s))
         self.elapsed = 0.0
@@ -280,7 +281,7 @@ class Trainer:
                 "elapsed": self.elapsed, "settings": dataclasses.asdict(self.s), "rng": self.gen.get_state(),
                 "torch_rng": torch.get_rng_state(), "n_photos": self.n_photos, "n_styles": self.n_styles,
                 "n_pairs": 0 if self.pairs is None else len(self.pairs), "init": self.init, "best": self.best,
-                "waited": self.waited}
+                "waited": self.waited} | ({"Dp": self.Dp.state_dict()} if self.Dp is not None else {})
 
     def save(self, path: Path | None = None) -> Path:
         return save_checkpoint(self.state(), path or self.out / "checkpoint.pt")
@@ -290,6 +291,8 @@ class Trainer:
         self.G.load_state_dict(st["G"])
         self.Ds.load_state_dict(st["Ds"])
         self.Dt.load_state_dict(st["Dt"])
+        if self.Dp is not None and "Dp" in st:
+            self.Dp.load_state_dict(st["Dp"])
         self.opt_g.load_state_dict(st["opt_g"])
         self.opt_d.load_state_dict(st["opt_d"])
         for group in (*self.opt_g.param_groups, *self.opt_d.param_groups):
@@ -364,8 +367,13 @@ class Trainer:
         d_t = (self.Dt(real_t) - 1).pow(2).mean() + self.Dt(fake_t).pow(2).mean()
         if s.w_edge > 0:
             d_t = d_t + s.w_edge * self.Dt(texture_rep(soften_edges(cartoon), tgen)).pow(2).mean()
+        d_p = torch.zeros(())
+        if self.Dp is not None:
+            real_p, fake_p = self.pair_reps(photo[:n_paired], drawing, drawn, out[:n_paired].detach())
+            d_p = (self.Dp(real_p) - 1).pow(2).mean() + self.Dp(fake_p).pow(2).mean()
+            logs["d_p"] = d_p.item()
         self.opt_d.zero_grad(set_to_none=True)
-        (d_s + d_t).backward()
+        (d_s + d_t + d_p).backward()
         self.opt_d.step()
 
         # generator
@@ -373,6 +381,10 @@ class Trainer:
         g_t = (self.Dt(texture_rep(out, tgen)) - 1).pow(2).mean()
         tv = tv_loss(out)
         loss = s.w_surface * g_s + s.w_texture * g_t + s.w_tv * tv
+        if self.Dp is not None:
+            g_p = (self.Dp(self.pair_reps(photo[:n_paired], drawing, drawn, out[:n_paired])[1]) - 1).pow(2).mean()
+            loss = loss + s.w_pair * g_p
+            logs["g_p"] = g_p.item()
         if n_paired:  # the artist's drawing is the target
             for key, term in paired_losses(out[:n_paired], drawing, drawn).items():
                 loss = loss + getattr(s, f"w_{key}") * term
@@ -414,6 +426,15 @@ class Trainer:
         self.step += 1
         logs.update(d_s=d_s.item(), d_t=d_t.item(), g_s=g_s.item(), g_t=g_t.item(), tv=tv.item(), g=loss.item())
         return logs
+
+    @staticmethod
+    def pair_reps(photo, drawing, drawn, out) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the pair critic sees: (photo, drawing) as real, (photo, output) as fake. Where the paper is
+        skipped the real side shows the output too, so blank paper is no sign of a drawing (learnt, it
+        whitens backgrounds)."""
+        if drawn is not None:
+            drawing = drawn * drawing + (1 - drawn) * out.detach()
+        return torch.cat([photo, drawing], 1), torch.cat([photo, out], 1)
 
     @torch.no_grad()
     def anchored(self, photo: torch.Tensor) -> torch.Tensor:
@@ -527,7 +548,7 @@ def training_card(st: dict, metrics: dict | None = None, command: str | None = N
         "hardware": "2-core CPU" if s["device"] == "cpu" else s["device"],
         "wall_time_s": round(st["elapsed"], 1),
         "losses": {k: s[k] for k in ("w_surface", "w_texture", "w_content", "w_tv", "w_expression", "w_superpixel",
-                                     "w_shift", "w_edge", "w_lines", "w_abstract", "w_pixel", "w_gradient", "w_ink",
+                                     "w_shift", "w_edge", "w_lines", "w_abstract", "w_pixel", "w_gradient", "w_ink", "w_pair",
                                      "lowpass_weight", "grad_weight",
                                      "chroma_weight", "structure_floor") if k in s},
         "content_loss": ("vgg19-conv4_4" if s.get("vgg_weights") else "lowpass-L1 + gradient structure")

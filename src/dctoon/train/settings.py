@@ -51,6 +51,17 @@ class PrepareSettings(_Checked):
     border: str = _f("reflect", "how pixels beyond the frame are filled: reflect or replicate (inference's choice)")
 
 
+# The settings a flag left unset takes: DCT-Net's unpaired recipe, or with --pairs the one the built-in
+# avatar was trained with (chosen on AvatarHQ's validation pairs: src/dctoon/train/README.md), so a user's
+# own 100-200 pairs get the measured recipe without flags.
+TTN_RECIPES = {
+    "unpaired": {"steps": 20000, "batch": 8, "res": 256, "lr": 2e-4, "w_content": 10.0, "lowpass_weight": 1.0,
+                 "sample_every": 250, "anchor": "start"},
+    "paired": {"steps": 500, "batch": 4, "res": 160, "lr": 1e-4, "w_content": 1.0, "lowpass_weight": 0.25,
+               "sample_every": 100, "anchor": "photo", "init": "handdrawn"},
+}
+
+
 @dataclass
 class TTNSettings(_Checked):
     photos: str | None = _f(None, "folder of face photos (a prepared data set or a plain folder); with --pairs,"
@@ -62,25 +73,30 @@ class TTNSettings(_Checked):
                                              " by the face found in the photo and warped alike",
                                        metavar=("PHOTOS", "DRAWINGS"))
     out: str = _f("runs/ttn", "run folder: checkpoints, samples, log")
-    steps: int = _f(20000, "total generator steps (warm-up included)", low=1, high=10000000)
+    steps: int | None = _f(None, "total generator steps (warm-up included; default: 20000, with --pairs 500)",
+                           low=1, high=10000000)
     warmup: int = _f(500, "content-only (reconstruction) warm-up steps", low=0, high=10000000)
-    batch: int = _f(8, "batch size", low=1, high=1024)
-    res: int = _f(256, "training crop size in px (fully convolutional: can be smaller than inference)",
+    batch: int | None = _f(None, "batch size (default: 8, with --pairs 4)", low=1, high=1024)
+    res: int | None = _f(None, "training crop size in px (fully convolutional: can be smaller than inference;"
+                               " default: 256, with --pairs 160)",
                   low=16, high=2048)
     crop: tuple[float, float] = _f((0.6, 1.0), "geometry calibration: window covers this fraction of the side",
                                    low=0.05, high=1)
     rotate: float = _f(15.0, "geometry calibration: max rotation in degrees", low=0, high=180)
     holdout: float = _f(0.1, "fraction of a raw photo folder held out for evaluation (prepared folders use split.json)",
                         low=0, high=0.9)
-    lr: float = _f(2e-4, "Adam learning rate", low=0, high=1)
+    lr: float | None = _f(None, "Adam learning rate (default: 2e-4, with --pairs 1e-4)", low=0, high=1)
     w_surface: float = _f(1.0, "surface (blurred) adversarial weight", low=0, high=10000.0)
     w_texture: float = _f(1.0, "texture (grey) adversarial weight", low=0, high=10000.0)
-    w_content: float = _f(10.0, "content loss weight", low=0, high=10000.0)
+    w_content: float | None = _f(None, "content loss weight (default: 10, with --pairs 1)", low=0, high=10000.0)
     w_tv: float = _f(1.0, "total variation weight", low=0, high=10000.0)
     w_pixel: float = _f(3.0, "paired: L1 to the drawing", low=0, high=10000.0)
     w_gradient: float = _f(3.0, "paired: L1 of image gradients to the drawing's (shapes, edges)", low=0, high=10000.0)
     w_ink: float = _f(3.0, "paired: strokes, dark lines (difference of Gaussians) of either side with none of the"
                            " other's within 1 px", low=0, high=10000.0)
+    w_pair: float = _f(0.0, "paired: conditional patch critic (pix2pix): judges (photo, drawing) against (photo,"
+                            " output), so it rewards what the artist draws over that photo: outlines, flat fills",
+                       low=0, high=10000.0)
     paper: str = _f("skip", "paired: the drawings' blank paper (near-white, joined to the border) is left out of"
                             " the supervised terms (skip: a photo's background has no right answer there, and"
                             " learning it whitens backgrounds and pale skin), or a target like any pixel (learn)",
@@ -112,7 +128,8 @@ class TTNSettings(_Checked):
     segmenter: str = _f("slic", "structure term's regions: slic (compact superpixels: smoothing) or felzenszwalb"
                                 " (regions that follow the output's colour edges: posterised, flat shading)",
                         choices=("slic", "felzenszwalb"))
-    lowpass_weight: float = _f(1.0, "content loss: low-pass L1 part", low=0, high=10000.0)
+    lowpass_weight: float | None = _f(None, "content loss: low-pass L1 part (default: 1, with --pairs 0.25)",
+                                      low=0, high=10000.0)
     grad_weight: float = _f(1.0, "content loss: gradient (structure) part", low=0, high=10000.0)
     chroma_weight: float = _f(0.0, "content loss: colour-edge part (stops green/magenta fringes at lines)",
                               low=0, high=10000.0)
@@ -123,20 +140,27 @@ class TTNSettings(_Checked):
     vgg_weights: str | None = _f(None, "torchvision vgg19 state dict: use White-box's VGG19 conv4_4 content loss")
     threads: int = _f(1, "torch CPU threads", low=1)
     seed: int = _f(0, "random seed", low=0)
-    sample_every: int = _f(250, "write a sample grid every N steps", low=1)
+    sample_every: int | None = _f(None, "write a sample grid (and score the validation pairs) every N steps"
+                                        " (default: 250, with --pairs 100)", low=1)
     ckpt_every: int = _f(250, "write a checkpoint every N steps", low=1)
     resume: bool = _f(False, "continue from OUT/checkpoint.pt")
     init: str | None = _f(None, "start the generator from a style's head model (built-in name, style folder or"
                                 " model file: .onnx, .tflite, .pb) to fine-tune it, with no warm-up and a frozen"
                                 " copy of the start for --anchor; the model card records it (--resume with a"
-                                " checkpoint wins)")
-    anchor: str = _f("start", "what the content loss keeps when fine-tuning (--init): the start's output (its look"
-                              " on photos) or the photo (its structure: eyes, mouth, outlines)",
-                     choices=("start", "photo"))
+                                " checkpoint wins; default: random weights, with --pairs the built-in handdrawn)")
+    anchor: str | None = _f(None, "what the content loss keeps when fine-tuning (--init): the start's output (its"
+                                  " look on photos) or the photo (its structure: eyes, mouth, outlines; default:"
+                                  " start, with --pairs photo)", choices=("start", "photo"))
     patience: int = _f(0, "early stopping: stop after this many validations (every --sample-every steps) without"
                           " a better held-out score; OUT/best.pt keeps the best (0: never stop early)", low=0)
     stop_at: str | None = _f(None, "stop (with a checkpoint) at the next HH:MM, UTC (past midnight too)")
     device: str = _f("cpu", "torch device")
+
+    def __post_init__(self) -> None:
+        for key, value in TTN_RECIPES["paired" if self.pairs else "unpaired"].items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
+        super().__post_init__()
 
 
 @dataclass
