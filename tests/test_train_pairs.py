@@ -233,6 +233,7 @@ def test_pairs_take_the_avatars_recipe_unless_a_flag_says_otherwise():
     assert all(getattr(paired, k) == v for k, v in TTN_RECIPES["paired"].items())
     assert paired.init == "handdrawn" and paired.steps == 500 and unpaired.init is None and unpaired.steps == 20000
     assert unpaired.lr == 3e-4 and TTNSettings(pairs=("p", "d"), res=96, anchor="start").res == 96  # a flag wins
+    assert TTNSettings(pairs=("p", "d"), init="random").init is None
     with pytest.raises(InputError, match="--steps"):
         TTNSettings(pairs=("p", "d"), steps=0)
 

@@ -147,7 +147,8 @@ class TTNSettings(_Checked):
     init: str | None = _f(None, "start the generator from a style's head model (built-in name, style folder or"
                                 " model file: .onnx, .tflite, .pb) to fine-tune it, with no warm-up and a frozen"
                                 " copy of the start for --anchor; the model card records it (--resume with a"
-                                " checkpoint wins; default: random weights, with --pairs the built-in handdrawn)")
+                                " checkpoint wins; default: random weights, with --pairs the built-in handdrawn;"
+                                " 'random' asks for random weights)")
     anchor: str | None = _f(None, "what the content loss keeps when fine-tuning (--init): the start's output (its"
                                   " look on photos) or the photo (its structure: eyes, mouth, outlines; default:"
                                   " start, with --pairs photo)", choices=("start", "photo"))
@@ -160,6 +161,8 @@ class TTNSettings(_Checked):
         for key, value in TTN_RECIPES["paired" if self.pairs else "unpaired"].items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
+        if self.init == "random":
+            self.init = None
         super().__post_init__()
 
 
