@@ -368,9 +368,9 @@ class Trainer:
         if s.w_edge > 0:
             d_t = d_t + s.w_edge * self.Dt(texture_rep(soften_edges(cartoon), tgen)).pow(2).mean()
         d_p = torch.zeros(())
-        if self.Dp is not None:
-            real_p, fake_p = self.pair_reps(photo[:n_paired], drawing, drawn, out[:n_paired].detach())
-            d_p = (self.Dp(real_p) - 1).pow(2).mean() + self.Dp(fake_p).pow(2).mean()
+        if self.Dp is not None:  # the fake side keeps its graph: the generator's term below reuses it
+            real_p, fake_p = self.pair_reps(photo[:n_paired], drawing, drawn, out[:n_paired])
+            d_p = (self.Dp(real_p) - 1).pow(2).mean() + self.Dp(fake_p.detach()).pow(2).mean()
             logs["d_p"] = d_p.item()
         self.opt_d.zero_grad(set_to_none=True)
         (d_s + d_t + d_p).backward()
@@ -382,7 +382,7 @@ class Trainer:
         tv = tv_loss(out)
         loss = s.w_surface * g_s + s.w_texture * g_t + s.w_tv * tv
         if self.Dp is not None:
-            g_p = (self.Dp(self.pair_reps(photo[:n_paired], drawing, drawn, out[:n_paired])[1]) - 1).pow(2).mean()
+            g_p = (self.Dp(fake_p) - 1).pow(2).mean()
             loss = loss + s.w_pair * g_p
             logs["g_p"] = g_p.item()
         if n_paired:  # the artist's drawing is the target
@@ -548,9 +548,9 @@ def training_card(st: dict, metrics: dict | None = None, command: str | None = N
         "hardware": "2-core CPU" if s["device"] == "cpu" else s["device"],
         "wall_time_s": round(st["elapsed"], 1),
         "losses": {k: s[k] for k in ("w_surface", "w_texture", "w_content", "w_tv", "w_expression", "w_superpixel",
-                                     "w_shift", "w_edge", "w_lines", "w_abstract", "w_pixel", "w_gradient", "w_ink", "w_pair",
-                                     "lowpass_weight", "grad_weight",
-                                     "chroma_weight", "structure_floor") if k in s},
+                                     "w_shift", "w_edge", "w_lines", "w_abstract", "w_pixel", "w_gradient", "w_ink",
+                                     "w_pair", "lowpass_weight", "grad_weight", "chroma_weight", "structure_floor")
+                   if k in s},
         "content_loss": ("vgg19-conv4_4" if s.get("vgg_weights") else "lowpass-L1 + gradient structure")
                         + (" + colour-edge (chroma gradients)" if s.get("chroma_weight") else ""),
         "init": st.get("init", RANDOM_INIT),

@@ -62,6 +62,12 @@ TTN_RECIPES = {
 }
 
 
+def _recipe(key: str) -> str:
+    """A recipe setting's default, as its --help says it."""
+    unpaired, paired = (v if isinstance(v, str) else f"{v:g}" for v in (TTN_RECIPES[k][key] for k in TTN_RECIPES))
+    return f"default: {unpaired}, with --pairs {paired}"
+
+
 @dataclass
 class TTNSettings(_Checked):
     photos: str | None = _f(None, "folder of face photos (a prepared data set or a plain folder); with --pairs,"
@@ -73,22 +79,21 @@ class TTNSettings(_Checked):
                                              " by the face found in the photo and warped alike",
                                        metavar=("PHOTOS", "DRAWINGS"))
     out: str = _f("runs/ttn", "run folder: checkpoints, samples, log")
-    steps: int | None = _f(None, "total generator steps (warm-up included; default: 20000, with --pairs 500)",
+    steps: int | None = _f(None, f"total generator steps (warm-up included; {_recipe('steps')})",
                            low=1, high=10000000)
     warmup: int = _f(500, "content-only (reconstruction) warm-up steps", low=0, high=10000000)
-    batch: int | None = _f(None, "batch size (default: 8, with --pairs 4)", low=1, high=1024)
+    batch: int | None = _f(None, f"batch size ({_recipe('batch')})", low=1, high=1024)
     res: int | None = _f(None, "training crop size in px (fully convolutional: can be smaller than inference;"
-                               " default: 256, with --pairs 160)",
-                  low=16, high=2048)
+                               f" {_recipe('res')})", low=16, high=2048)
     crop: tuple[float, float] = _f((0.6, 1.0), "geometry calibration: window covers this fraction of the side",
                                    low=0.05, high=1)
     rotate: float = _f(15.0, "geometry calibration: max rotation in degrees", low=0, high=180)
     holdout: float = _f(0.1, "fraction of a raw photo folder held out for evaluation (prepared folders use split.json)",
                         low=0, high=0.9)
-    lr: float | None = _f(None, "Adam learning rate (default: 2e-4, with --pairs 1e-4)", low=0, high=1)
+    lr: float | None = _f(None, f"Adam learning rate ({_recipe('lr')})", low=0, high=1)
     w_surface: float = _f(1.0, "surface (blurred) adversarial weight", low=0, high=10000.0)
     w_texture: float = _f(1.0, "texture (grey) adversarial weight", low=0, high=10000.0)
-    w_content: float | None = _f(None, "content loss weight (default: 10, with --pairs 1)", low=0, high=10000.0)
+    w_content: float | None = _f(None, f"content loss weight ({_recipe('w_content')})", low=0, high=10000.0)
     w_tv: float = _f(1.0, "total variation weight", low=0, high=10000.0)
     w_pixel: float = _f(3.0, "paired: L1 to the drawing", low=0, high=10000.0)
     w_gradient: float = _f(3.0, "paired: L1 of image gradients to the drawing's (shapes, edges)", low=0, high=10000.0)
@@ -128,7 +133,7 @@ class TTNSettings(_Checked):
     segmenter: str = _f("slic", "structure term's regions: slic (compact superpixels: smoothing) or felzenszwalb"
                                 " (regions that follow the output's colour edges: posterised, flat shading)",
                         choices=("slic", "felzenszwalb"))
-    lowpass_weight: float | None = _f(None, "content loss: low-pass L1 part (default: 1, with --pairs 0.25)",
+    lowpass_weight: float | None = _f(None, f"content loss: low-pass L1 part ({_recipe('lowpass_weight')})",
                                       low=0, high=10000.0)
     grad_weight: float = _f(1.0, "content loss: gradient (structure) part", low=0, high=10000.0)
     chroma_weight: float = _f(0.0, "content loss: colour-edge part (stops green/magenta fringes at lines)",
@@ -141,17 +146,17 @@ class TTNSettings(_Checked):
     threads: int = _f(1, "torch CPU threads", low=1)
     seed: int = _f(0, "random seed", low=0)
     sample_every: int | None = _f(None, "write a sample grid (and score the validation pairs) every N steps"
-                                        " (default: 250, with --pairs 100)", low=1)
+                                        f" ({_recipe('sample_every')})", low=1)
     ckpt_every: int = _f(250, "write a checkpoint every N steps", low=1)
     resume: bool = _f(False, "continue from OUT/checkpoint.pt")
     init: str | None = _f(None, "start the generator from a style's head model (built-in name, style folder or"
                                 " model file: .onnx, .tflite, .pb) to fine-tune it, with no warm-up and a frozen"
                                 " copy of the start for --anchor; the model card records it (--resume with a"
-                                " checkpoint wins; default: random weights, with --pairs the built-in handdrawn;"
-                                " 'random' asks for random weights)")
+                                " checkpoint wins; 'random': random weights; default: random weights, with --pairs the"
+                                " built-in handdrawn)")
     anchor: str | None = _f(None, "what the content loss keeps when fine-tuning (--init): the start's output (its"
-                                  " look on photos) or the photo (its structure: eyes, mouth, outlines; default:"
-                                  " start, with --pairs photo)", choices=("start", "photo"))
+                                  " look on photos) or the photo (its structure: eyes, mouth, outlines;"
+                                  f" {_recipe('anchor')})", choices=("start", "photo"))
     patience: int = _f(0, "early stopping: stop after this many validations (every --sample-every steps) without"
                           " a better held-out score; OUT/best.pt keeps the best (0: never stop early)", low=0)
     stop_at: str | None = _f(None, "stop (with a checkpoint) at the next HH:MM, UTC (past midnight too)")
