@@ -101,6 +101,24 @@ def test_pairs_are_cut_by_the_photos_face_alignment(tmp_path):
     assert np.abs(photo + drawing - 255).max() <= 1  # one transform for both (rounding aside)
     plain = cv2.resize(face, (256, 256), interpolation=cv2.INTER_AREA).astype(int)
     assert np.abs(photo - plain).mean() > 10  # aligned by the face, not just resized
+    region = pair[..., 7]  # the face, where the alignment put it: nose and cheeks in, corners out
+    assert np.array_equal(region, gan.face_region(256)) and region[150, 128] == 255 and region[5, 5] == 0
+    cv2.imwrite(str(photos / "a.png"), np.full_like(face, 128))  # no face found: no face region
+    assert gan.load_pairs([photos / "a.png"], photos, drawings)[0, 7].max() == 0
+
+
+def test_ink_face_weights_the_strokes_inside_the_face_only(tmp_path):
+    photos, drawings = _pair_folders(tmp_path, n=4, size=64)
+    trainer = gan.Trainer(_settings(tmp_path, photos, drawings, holdout=0.0, warmup=0, ink_face=4.0))
+    x, _ = trainer.batch(trainer.pairs)
+    x[:, 7, :, :16], x[:, 7, :, 16:] = 1.0, -1.0  # the face on the left half
+    drawn, inked = trainer.supervised(x), trainer.inked(x)
+    assert torch.allclose(inked[..., :16], 5 * drawn[..., :16]) and torch.equal(inked[..., 16:], drawn[..., 16:])
+    out, drawing = trainer.forward_g(x[:, :3]).detach(), x[:, 3:6]
+    plain, weighted = losses.paired_losses(out, drawing, drawn), losses.paired_losses(out, drawing, drawn, inked)
+    assert plain["pixel"] == weighted["pixel"] and plain["gradient"] == weighted["gradient"]
+    assert weighted["ink"] != plain["ink"]
+    assert {"pixel", "gradient", "ink"} <= trainer.train_step().keys()
 
 
 def test_paired_run_validates_stops_early_and_exports(tmp_path):
@@ -187,7 +205,7 @@ def test_blank_paper_is_no_target_with_paper_skip(tmp_path):
     assert all(v.item() > 0 for v in losses.paired_losses(t(ours), t(drawing)).values())  # learn: the paper counts
     photos, drawings = _pair_folders(tmp_path, n=4, size=64)
     trainer = gan.Trainer(_settings(tmp_path, photos, drawings, holdout=0.0, warmup=0, paper="skip"))
-    assert trainer.pairs.shape[1] == 7 and trainer.styles.shape[1] == 3
+    assert trainer.pairs.shape[1] == 8 and trainer.styles.shape[1] == 3
     x, _ = trainer.batch(trainer.pairs)
     w = trainer.supervised(x)
     assert w.shape == (2, 1, 32, 32) and 0 <= w.min() and w.max() <= 1

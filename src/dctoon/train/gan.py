@@ -87,10 +87,10 @@ def drawn_region(drawing: np.ndarray, blank: int = 240) -> np.ndarray:
 
 
 def load_pairs(files: list[Path], photos: Path, drawings: Path, size: int = 256) -> torch.Tensor:
-    """Photos and their drawings as one uint8 tensor [N, 7, size, size]: photo BGR, drawing BGR and
-    the drawn region (:func:`drawn_region`). All are cut by the alignment the photo's face gives (as
-    the head crop at inference), so they stay pixel-aligned, and ride through the geometry
-    calibration as one image."""
+    """Photos and their drawings as one uint8 tensor [N, 8, size, size]: photo BGR, drawing BGR, the
+    drawn region (:func:`drawn_region`) and the face (:func:`face_region`; empty where no face was
+    found). All are cut by the alignment the photo's face gives (as the head crop at inference), so
+    they stay pixel-aligned, and ride through the geometry calibration as one image."""
     import cv2
 
     from dctoon.face import FaceDetector, alignment_matrix
@@ -100,6 +100,7 @@ def load_pairs(files: list[Path], photos: Path, drawings: Path, size: int = 256)
         raise InputError(f"--pairs: {len(missing)} photos have no drawing of the same name in {drawings}"
                          f" (first: {missing[0]})")
     detector = FaceDetector(threads=1)
+    face, no_face = face_region(size), np.zeros((size, size), np.uint8)
     out = []
     for p in files:
         photo, drawing = cv2.imread(str(p)), cv2.imread(str(drawings / p.relative_to(photos)))
@@ -112,10 +113,25 @@ def load_pairs(files: list[Path], photos: Path, drawings: Path, size: int = 256)
             m = alignment_matrix(faces[0].landmarks, size=size)
             photo, drawing = (cv2.warpAffine(im, m, (size, size), flags=cv2.INTER_LINEAR,
                                              borderMode=cv2.BORDER_REFLECT_101) for im in (photo, drawing))
-        out.append(np.dstack([photo, drawing, drawn_region(drawing)]))  # no face found: the whole picture
+        # no face found: the whole picture, and no face region
+        out.append(np.dstack([photo, drawing, drawn_region(drawing), face if faces else no_face]))
     if not out:
-        return torch.zeros(0, 7, size, size, dtype=torch.uint8)
+        return torch.zeros(0, 8, size, size, dtype=torch.uint8)
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
+
+
+def face_region(size: int) -> np.ndarray:
+    """uint8 mask of the face in a crop aligned by :func:`dctoon.face.alignment_matrix`: an ellipse
+    from brows to chin and jaw to jaw around the reference landmarks, feathered across its edge (a
+    fifth of its radii). Where an artist's outlines (eyes, nose, lips, jaw) keep a flat face a face."""
+    from dctoon.face import reference_points
+
+    pts = reference_points(size) / size
+    cx, cy = pts[:, 0].mean(), (pts[:2, 1].mean() + pts[3:, 1].mean()) / 2 + 0.02
+    yy, xx = (np.mgrid[:size, :size] + 0.5) / size
+    d = np.hypot((xx - cx) / 0.26, (yy - cy) / 0.34)  # 1 on the ellipse
+    t = np.clip((1.1 - d) / 0.2, 0, 1)
+    return (255 * t * t * (3 - 2 * t)).round().astype(np.uint8)
 
 
 def _landmark_mask(landmarks: np.ndarray | None, size: int, n: int) -> torch.Tensor:
@@ -322,26 +338,34 @@ class Trainer:
         """One step's photos; in paired mode the drawings of the first ``len(drawing)`` of them and the
         weight of their pixels in the supervised terms; the expression mask and the abstraction target
         (unpaired terms)."""
-        drawing = drawn = mask = target = None
+        drawing = drawn = inked = mask = target = None
         if self.pairs is not None:
             x, _ = self.batch(self.pairs)
-            photo, drawing, drawn = x[:, :3], x[:, 3:6], self.supervised(x)
+            photo, drawing, drawn, inked = x[:, :3], x[:, 3:6], self.supervised(x), self.inked(x)
             if self.photos is not None:  # unpaired photos ride along: faces unlike the pairs' own
                 extra, _ = self.batch(self.photos[:, :3], n=max(1, self.s.batch // 2))
                 photo = torch.cat([photo, extra])
         else:
             x, mask = self.batch(self.photos, self.masks)
             photo, target = x[:, :3], x[:, 3:]  # target: the abstraction, when the term is on
-        return photo, drawing, drawn, mask, target
+        return photo, drawing, drawn, inked, mask, target
 
     def supervised(self, pairs: torch.Tensor) -> torch.Tensor | None:
         """Per-pixel weight [N, 1, H, W] of the supervised terms for warped pairs: the drawn region with
         ``--paper skip`` (blank paper is no target: a photo's background has no right answer there)."""
         return (pairs[:, 6:7] + 1) / 2 if self.s.paper == "skip" else None
 
+    def inked(self, pairs: torch.Tensor) -> torch.Tensor | None:
+        """The strokes term's per-pixel weight: the supervised weight, 1 + ``--ink-face`` times it in the face."""
+        drawn = self.supervised(pairs)
+        if not self.s.ink_face:
+            return drawn
+        face = 1 + self.s.ink_face * (pairs[:, 7:8] + 1) / 2
+        return face if drawn is None else drawn * face
+
     def train_step(self) -> dict[str, float]:
         s = self.s
-        photo, drawing, drawn, mask, target = self.inputs()
+        photo, drawing, drawn, inked, mask, target = self.inputs()
         logs: dict[str, float] = {}
         if self.step < self.warmup:
             # from random weights: content-only warm-up, reconstruct the photo
@@ -386,7 +410,7 @@ class Trainer:
             loss = loss + s.w_pair * g_p
             logs["g_p"] = g_p.item()
         if n_paired:  # the artist's drawing is the target
-            for key, term in paired_losses(out[:n_paired], drawing, drawn).items():
+            for key, term in paired_losses(out[:n_paired], drawing, drawn, inked).items():
                 loss = loss + getattr(s, f"w_{key}") * term
                 logs[key] = term.item()
         if n_paired < len(out):
@@ -453,7 +477,7 @@ class Trainer:
         for i in range(0, len(self.val), 8):
             x = self.val[i:i + 8].float().to(self.dev) / 127.5 - 1.0
             y = self.forward_g(x[:, :3])
-            terms = paired_losses(y, x[:, 3:6], self.supervised(x))
+            terms = paired_losses(y, x[:, 3:6], self.supervised(x), self.inked(x))
             total += len(x) * sum(getattr(self.s, f"w_{k}") * t.item() for k, t in terms.items())
             y = y.permute(0, 2, 3, 1).cpu().numpy()
             if self.s.fill_radius:  # what export writes after the network
@@ -549,7 +573,8 @@ def training_card(st: dict, metrics: dict | None = None, command: str | None = N
         "wall_time_s": round(st["elapsed"], 1),
         "losses": {k: s[k] for k in ("w_surface", "w_texture", "w_content", "w_tv", "w_expression", "w_superpixel",
                                      "w_shift", "w_edge", "w_lines", "w_abstract", "w_pixel", "w_gradient", "w_ink",
-                                     "w_pair", "lowpass_weight", "grad_weight", "chroma_weight", "structure_floor")
+                                     "ink_face", "w_pair", "lowpass_weight", "grad_weight", "chroma_weight",
+                                     "structure_floor")
                    if k in s},
         "content_loss": ("vgg19-conv4_4" if s.get("vgg_weights") else "lowpass-L1 + gradient structure")
                         + (" + colour-edge (chroma gradients)" if s.get("chroma_weight") else ""),

@@ -297,11 +297,11 @@ def ink_loss(out: torch.Tensor, drawing: torch.Tensor, saturate: float = 2.0,
     return _mean(F.relu(ours - near(theirs)) + F.relu(theirs - near(ours)), weight)
 
 
-def paired_losses(out: torch.Tensor, drawing: torch.Tensor,
-                  weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def paired_losses(out: torch.Tensor, drawing: torch.Tensor, weight: torch.Tensor | None = None,
+                  ink_weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Supervised terms against the drawing an artist made over the same photo: pixel L1, image-gradient
     L1 (shapes and edges) and the strokes (``ink_loss``), each in [-1, 1] units, over the pixels as
-    ``weight`` [N, 1, H, W] counts them (None: all)."""
+    ``weight`` [N, 1, H, W] counts them (None: all; the strokes by ``ink_weight`` where given)."""
     return {"pixel": _mean((out - drawing).abs(), weight),
             "gradient": _mean((_gradients(out) - _gradients(drawing)).abs(), weight),
-            "ink": ink_loss(out, drawing, weight=weight)}
+            "ink": ink_loss(out, drawing, weight=weight if ink_weight is None else ink_weight)}
