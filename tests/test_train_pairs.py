@@ -112,7 +112,8 @@ def test_ink_face_weights_the_strokes_inside_the_face_only(tmp_path):
     trainer = gan.Trainer(_settings(tmp_path, photos, drawings, holdout=0.0, warmup=0, ink_face=4.0))
     x, _ = trainer.batch(trainer.pairs)
     x[:, 7, :, :16], x[:, 7, :, 16:] = 1.0, -1.0  # the face on the left half
-    drawn, inked = trainer.supervised(x), trainer.inked(x)
+    drawn = trainer.supervised(x)
+    inked = trainer.inked(x, drawn)
     assert torch.allclose(inked[..., :16], 5 * drawn[..., :16]) and torch.equal(inked[..., 16:], drawn[..., 16:])
     out, drawing = trainer.forward_g(x[:, :3]).detach(), x[:, 3:6]
     plain, weighted = losses.paired_losses(out, drawing, drawn), losses.paired_losses(out, drawing, drawn, inked)

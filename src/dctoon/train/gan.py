@@ -341,7 +341,8 @@ class Trainer:
         drawing = drawn = inked = mask = target = None
         if self.pairs is not None:
             x, _ = self.batch(self.pairs)
-            photo, drawing, drawn, inked = x[:, :3], x[:, 3:6], self.supervised(x), self.inked(x)
+            photo, drawing, drawn = x[:, :3], x[:, 3:6], self.supervised(x)
+            inked = self.inked(x, drawn)
             if self.photos is not None:  # unpaired photos ride along: faces unlike the pairs' own
                 extra, _ = self.batch(self.photos[:, :3], n=max(1, self.s.batch // 2))
                 photo = torch.cat([photo, extra])
@@ -355,9 +356,9 @@ class Trainer:
         ``--paper skip`` (blank paper is no target: a photo's background has no right answer there)."""
         return (pairs[:, 6:7] + 1) / 2 if self.s.paper == "skip" else None
 
-    def inked(self, pairs: torch.Tensor) -> torch.Tensor | None:
-        """The strokes term's per-pixel weight: the supervised weight, 1 + ``--ink-face`` times it in the face."""
-        drawn = self.supervised(pairs)
+    def inked(self, pairs: torch.Tensor, drawn: torch.Tensor | None) -> torch.Tensor | None:
+        """The strokes term's per-pixel weight: the supervised weight ``drawn`` (of :meth:`supervised`),
+        1 + ``--ink-face`` times it in the face."""
         if not self.s.ink_face:
             return drawn
         face = 1 + self.s.ink_face * (pairs[:, 7:8] + 1) / 2
@@ -477,7 +478,8 @@ class Trainer:
         for i in range(0, len(self.val), 8):
             x = self.val[i:i + 8].float().to(self.dev) / 127.5 - 1.0
             y = self.forward_g(x[:, :3])
-            terms = paired_losses(y, x[:, 3:6], self.supervised(x), self.inked(x))
+            drawn = self.supervised(x)
+            terms = paired_losses(y, x[:, 3:6], drawn, self.inked(x, drawn))
             total += len(x) * sum(getattr(self.s, f"w_{k}") * t.item() for k, t in terms.items())
             y = y.permute(0, 2, 3, 1).cpu().numpy()
             if self.s.fill_radius:  # what export writes after the network
