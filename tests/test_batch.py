@@ -134,8 +134,9 @@ def _done(manifest: Path) -> int:
         return 0
 
 
-def _wait_for_done(manifest: Path, proc, more_than: int = 0, timeout: float = 240) -> None:
-    """Until the manifest records more than ``more_than`` finished items."""
+def _wait_for_done(manifest: Path, proc, more_than: int = 0, timeout: float = 600) -> None:
+    """Until the manifest records more than ``more_than`` finished items. The limit only catches a hang: with
+    a training job beside the suite on 2 cores, the first item took over 240 s (session 22)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end and proc.poll() is None:
         try:
