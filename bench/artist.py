@@ -8,7 +8,7 @@ is better), grey SSIM and dark-stroke F1 (DoG sigma 1.0/1.6, -3 levels, 1 px tol
 better), and the share of flat pixels (grey Sobel magnitude under 8; the drawings' own share is the
 aim). Rows: the styles given (default: the built-ins), every official DCT-Net style found in
 ../shared/models/official (verification only), and the photo itself. The sheet shows photo |
-drawing | the first style | the best official (by mean rank over the three numbers).
+drawing | each style given | the best official (by mean rank over the three numbers).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def main(argv=None) -> int:
     ap.add_argument("--photos", default=str(DATA / "handdrawn-portraits-photos"))
     ap.add_argument("--drawings", default=str(DATA / "handdrawn-portraits"))
     ap.add_argument("--holdout", type=float, default=0.1)
-    ap.add_argument("--sheet", default=None, help="contact sheet PNG (photo | drawing | first style | best official)")
+    ap.add_argument("--sheet", default=None,
+                    help="contact sheet PNG (photo | drawing | each of --styles | best official)")
     ap.add_argument("--json", default=None, help="write the table as JSON")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
@@ -69,8 +70,7 @@ def main(argv=None) -> int:
                 for i, k in enumerate(sorted(officials, key=lambda k: sign * results[k][key])):
                     ranks[k] += i
             best = min(officials, key=ranks.get)
-        first = candidates[0][0]
-        columns = [("photo", photos), ("artist", drawings), (first, outputs[first])]
+        columns = [("photo", photos), ("artist", drawings)] + [(Path(s).name, outputs[s]) for s in args.styles]
         if officials:
             columns.append((f"best: {best}", outputs[best]))
         contact_sheet(Path(args.sheet), columns, rows=6, groups=2, cell=192)

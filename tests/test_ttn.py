@@ -92,8 +92,8 @@ def test_tone_bands_flatten_shading_keep_colour_and_survive_a_round_trip(tmp_pat
 
 def test_flat_fills_flatten_texture_keep_lines_and_survive_a_round_trip(tmp_path):
     """A textured patch with a dark line across it: the texture flattens (Sobel flat share rises),
-    the line stays as dark as it was, the region's mean colour stays; ONNX agrees with numpy, and a
-    saved model reads back with its radius."""
+    the line stays as dark as it was, the region's mean colour stays; the same patch near white is
+    left alone; ONNX agrees with numpy, and a saved model reads back with its radius."""
     rng = np.random.default_rng(4)
     x = np.full((1, 64, 64, 3), 0.3, np.float32) + rng.normal(0, 0.04, (1, 64, 64, 1)).astype(np.float32)
     x[:, 30:32] = -0.8  # a dark line, two pixels thick
@@ -103,6 +103,8 @@ def test_flat_fills_flatten_texture_keep_lines_and_survive_a_round_trip(tmp_path
     assert flat(x) < 0.1 and flat(y) > 0.5
     assert np.abs(y[:, 30:32] - x[:, 30:32]).max() < 0.05  # the line kept
     assert abs(y[:, 8:24].mean() - x[:, 8:24].mean()) < 0.01
+    light = x + 0.6  # near-white (grey 0.95): the fills fade out and the shading a face is read by stays
+    assert np.abs(network.flat_fills(light, 4) - light)[:, :16].max() < 1e-6  # (away from the line's shadow)
 
     w = random_weights()
     import onnxruntime as ort
@@ -120,13 +122,14 @@ def test_flat_fills_flatten_texture_keep_lines_and_survive_a_round_trip(tmp_path
 
 def test_runner_handles_any_size(tmp_path):
     path = tmp_path / "m.onnx"
-    path.write_bytes(network.build_onnx(random_weights()).SerializeToString())
-    model = TTN(path)
     rng = np.random.default_rng(2)
-    for h, wd in [(1, 1), (5, 3), (375, 500), (123, 77)]:
-        img = rng.integers(0, 256, (h, wd, 3), dtype=np.uint8)
-        out = model(img)
-        assert out.shape == (h, wd, 3) and out.dtype == np.uint8
+    for fills in (0, 4):  # the fills' blurs are wider than a tiny image
+        path.write_bytes(network.build_onnx(random_weights(), fill_radius=fills).SerializeToString())
+        model = TTN(path)
+        for h, wd in [(1, 1), (5, 3), (375, 500), (123, 77)]:
+            img = rng.integers(0, 256, (h, wd, 3), dtype=np.uint8)
+            out = model(img)
+            assert out.shape == (h, wd, 3) and out.dtype == np.uint8
 
 
 def test_tiling_is_seamless_and_matches_whole_image(fp16_model):

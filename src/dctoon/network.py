@@ -15,7 +15,8 @@ TensorFlow semantics kept exactly:
 Optional tone bands (``bands`` > 0, dctoon's addition; ``dctoon.train`` can train through them):
 the refined output's luminance is quantised into soft bands (``tone_bands``): flat shading.
 Optional flat fills (``fill_radius`` > 0, dctoon's addition, after the bands' place): the output
-smoothed by a guided filter with its own grey image as guide, its dark lines kept (``flat_fills``).
+smoothed by a guided filter with its own grey image as guide, its dark lines kept, faded out on
+near-white output (``flat_fills``).
 
 I/O convention of the official DCT-Net graphs: BGR, 0-255 float in, uint8 out (truncated,
 as ``tf.cast`` does). Height and width must be multiples of 4 (``model.TTN`` pads).
@@ -34,6 +35,8 @@ DEFAULT_SHARPNESS = 3.0
 FLAT_EPS = 4e-3  # flat_fills: the self-guided filter's eps ([-1, 1] units; 1e-3 on a 0-1 scale)
 LINE_SIGMAS = (0.8, 2.0)  # flat_fills: the difference of Gaussians that marks a dark line ...
 LINE_DEPTH = 3 / 127.5  # ... where it falls below -3 grey levels
+FADE_SIGMA = 8.0  # flat_fills fade out where the grey, blurred by this Gaussian, ...
+FADE_GREY = (0.70, 0.85)  # ... rises from the first to the second brightness (0-1): off on near-white
 LUMA_BGR = (0.114, 0.587, 0.299)
 INPUT_NAME = "input_image"
 OUTPUT_NAME = "output_image"
@@ -213,17 +216,23 @@ def build_onnx(weights: dict[str, np.ndarray], radius: int = DEFAULT_RADIUS, eps
     if fill_radius:  # flat_fills: a guided filter of radius `fill_radius` guided by the output's own grey image
         grey = op("Conv", [out, const("ff.luma", np.reshape(LUMA_BGR, (1, 3, 1, 1)))], "ff.grey", kernel_shape=[1, 1])
         flat = guided(grey, 1, out, fill_radius, FLAT_EPS, "ff")
-        blurred = []
-        for i, sigma in enumerate(LINE_SIGMAS):  # separable Gaussians on the grey image, reflected at the border
+
+        def blur(sigma: float, p: str) -> str:  # _blur: a separable Gaussian of the grey image
             taps = _gaussian_taps(sigma)
             r = len(taps) // 2
-            padded = op("Pad", [grey, const_i64(f"ff.pads{i}", [0, 0, r, r, 0, 0, r, r])], f"ff.pad{i}", mode="reflect")
-            rows = op("Conv", [padded, const(f"ff.gy{i}", taps.reshape(1, 1, -1, 1))], f"ff.blur_y{i}",
+            padded = op("Pad", [grey, const_i64(f"{p}.pads", [0, 0, r, r, 0, 0, r, r])], f"{p}.pad", mode="edge")
+            rows = op("Conv", [padded, const(f"{p}.gy", taps.reshape(1, 1, -1, 1))], f"{p}.y",
                       kernel_shape=[len(taps), 1])
-            blurred.append(op("Conv", [rows, const(f"ff.gx{i}", taps.reshape(1, 1, 1, -1))], f"ff.blur{i}",
-                              kernel_shape=[1, len(taps)]))
-        line = op("Less", [op("Sub", blurred, "ff.dog"), const("ff.depth", -LINE_DEPTH)], "ff.line")
-        out = op("Where", [line, op("Min", [out, flat], "ff.darker"), flat], "ff.out")
+            return op("Conv", [rows, const(f"{p}.gx", taps.reshape(1, 1, 1, -1))], p, kernel_shape=[1, len(taps)])
+
+        dog = op("Sub", [blur(s, f"ff.blur{i}") for i, s in enumerate(LINE_SIGMAS)], "ff.dog")
+        line = op("Less", [dog, const("ff.depth", -LINE_DEPTH)], "ff.line")
+        filled = op("Where", [line, op("Min", [out, flat], "ff.darker"), flat], "ff.filled")
+        lo, hi = FADE_GREY  # w = clip((hi - (blurred grey + 1) / 2) / (hi - lo), 0, 1): one affine map of the blur
+        w = op("Mul", [blur(FADE_SIGMA, "ff.fade_blur"), const("ff.fade_a", -0.5 / (hi - lo))], "ff.fade_ax")
+        w = op("Add", [w, const("ff.fade_b", (hi - 0.5) / (hi - lo))], "ff.fade_lin")
+        w = op("Clip", [w, "c0", "c1"], "ff.fade")
+        out = op("Add", [out, op("Mul", [w, op("Sub", [filled, out], "ff.change")], "ff.w_change")], "ff.out")
 
     out = op("Mul", [op("Add", [out, "c1"], "post.shift"), "c127_5"], "post.scale")
     out = op("Clip", [out, "c0", const("c255", 255.0)], "post.clip")
@@ -322,10 +331,10 @@ def _gaussian_taps(sigma: float) -> np.ndarray:
 
 
 def _blur(grey: np.ndarray, sigma: float) -> np.ndarray:
-    """[N,H,W] grey images blurred by a separable Gaussian, reflected at the border."""
+    """[N,H,W] grey images blurred by a separable Gaussian, the border pixels repeated (any size works)."""
     taps = _gaussian_taps(sigma)
     r = len(taps) // 2
-    g = np.pad(grey, ((0, 0), (r, r), (r, r)), mode="reflect")
+    g = np.pad(grey, ((0, 0), (r, r), (r, r)), mode="edge")
     g = np.lib.stride_tricks.sliding_window_view(g, len(taps), axis=1) @ taps
     return np.lib.stride_tricks.sliding_window_view(g, len(taps), axis=2) @ taps
 
@@ -336,12 +345,17 @@ def flat_fills(x: np.ndarray, radius: int) -> np.ndarray:
     flatten while the edges between regions stay), except where a difference of Gaussians of the
     grey marks a dark line, which keeps the darker of the two. An artist's fills are flat and their
     strokes stay: on the AvatarHQ validation pairs, radius 4 raised the avatar's flat share from
-    0.233 to 0.297 with its strokes, colour and structure kept, but a face detector then finds fewer
-    faces in its selfies, so no style ends in them by default (src/dctoon/train/README.md)."""
+    0.233 to 0.297 with its strokes, colour and structure kept, but a face detector then found fewer
+    faces in its selfies, most of them pale or washed out. So the fills fade out where the output,
+    blurred, is near white (``FADE_GREY``): there the shading is all that is left of a face
+    (src/dctoon/train/README.md)."""
     grey = x @ np.asarray(LUMA_BGR, np.float32)
     flat = guided_filter(grey[..., None], x, radius, FLAT_EPS)
     line = (_blur(grey, LINE_SIGMAS[0]) - _blur(grey, LINE_SIGMAS[1]) < -LINE_DEPTH)[..., None]
-    return np.where(line, np.minimum(x, flat), flat)
+    filled = np.where(line, np.minimum(x, flat), flat)
+    lo, hi = FADE_GREY
+    w = np.clip((hi - (_blur(grey, FADE_SIGMA) + 1) / 2) / (hi - lo), 0, 1)[..., None]
+    return x + w * (filled - x)
 
 
 def generator_forward(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:

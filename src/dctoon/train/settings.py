@@ -130,8 +130,9 @@ class TTNSettings(_Checked):
     band_sharpness: float = _f(DEFAULT_SHARPNESS, "tone bands: steepness of the soft step between two bands (Winnemoeller's phi)",
                                low=0.01, high=10000.0)
     fill_radius: int = _f(0, "flat fills the exported models end in: the output smoothed by a guided filter of this"
-                              " radius with itself as guide, its dark lines kept (not trained through; the"
-                              " validation pairs are scored with them; 0: none)", low=0, high=16)
+                              " radius with itself as guide, its dark lines kept, faded out on near-white output"
+                              " (not trained through; the validation pairs are scored with them; 0: none)",
+                              low=0, high=16)
     superpixels: int = _f(150, "SLIC superpixels per training crop for the structure term", low=2, high=100000)
     segmenter: str = _f("slic", "structure term's regions: slic (compact superpixels: smoothing) or felzenszwalb"
                                 " (regions that follow the output's colour edges: posterised, flat shading)",
@@ -234,8 +235,9 @@ class ExportSettings(_Checked):
     band_sharpness: float | None = _f(None, "tone bands' sharpness (default: the checkpoint's or the style's)",
                                       low=0.01, high=10000.0)
     fill_radius: int | None = _f(None, "flat fills the models end in: fills smoothed by a guided filter of this radius"
-                                       " guided by the output itself, dark lines kept (default: the checkpoint's"
-                                       " --fill-radius or the style's; 0: none)", low=0, high=16)
+                                       " guided by the output itself, dark lines kept, faded out on near-white output"
+                                       " (default: the checkpoint's --fill-radius or the style's; 0: none)",
+                                       low=0, high=16)
 
 
 @dataclass
