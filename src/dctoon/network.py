@@ -218,7 +218,7 @@ def build_onnx(weights: dict[str, np.ndarray], radius: int = DEFAULT_RADIUS, eps
         flat = guided(grey, 1, out, fill_radius, FLAT_EPS, "ff")
 
         def blur(sigma: float, p: str) -> str:  # _blur: a separable Gaussian of the grey image
-            taps = _gaussian_taps(sigma)
+            taps = gaussian_taps(sigma)
             r = len(taps) // 2
             padded = op("Pad", [grey, const_i64(f"{p}.pads", [0, 0, r, r, 0, 0, r, r])], f"{p}.pad", mode="edge")
             rows = op("Conv", [padded, const(f"{p}.gy", taps.reshape(1, 1, -1, 1))], f"{p}.y",
@@ -323,7 +323,7 @@ def tone_bands(x: np.ndarray, levels: int, sharpness: float = DEFAULT_SHARPNESS)
     return x + (2 * (q - t) / levels)[..., None]
 
 
-def _gaussian_taps(sigma: float) -> np.ndarray:
+def gaussian_taps(sigma: float) -> np.ndarray:
     """A normalised 1-D Gaussian of radius ceil(3 sigma)."""
     r = int(np.ceil(3 * sigma))
     taps = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
@@ -332,7 +332,7 @@ def _gaussian_taps(sigma: float) -> np.ndarray:
 
 def _blur(grey: np.ndarray, sigma: float) -> np.ndarray:
     """[N,H,W] grey images blurred by a separable Gaussian, the border pixels repeated (any size works)."""
-    taps = _gaussian_taps(sigma)
+    taps = gaussian_taps(sigma)
     r = len(taps) // 2
     g = np.pad(grey, ((0, 0), (r, r), (r, r)), mode="edge")
     g = np.lib.stride_tricks.sliding_window_view(g, len(taps), axis=1) @ taps

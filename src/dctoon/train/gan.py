@@ -52,7 +52,8 @@ from .settings import TTNSettings
 
 from .losses import (ContentLoss, PatchDiscriminator, abstraction, outline_mask, paired_losses, shift_loss,
                      soften_edges, superpixel_rep, surface_rep, texture_rep, tone_bands, tv_loss)
-from .model import Generator, guided_filter
+from .faces import FaceTerm
+from .model import Generator, flat_fills as torch_fills, guided_filter
 
 # --------------------------------------------------------------------------------------------
 # data and geometry calibration
@@ -279,6 +280,7 @@ class Trainer:
         self.waited = 0  # validations since the best
         self.shown = self.pairs if self.pairs is not None else self.photos
         self.fixed = torch.arange(0, len(self.shown), max(1, len(self.shown) // 6))[:6]
+        self.face_term = FaceTerm(s.threads, self.dev) if s.w_face > 0 else None
         self.anchor = None  # the start, frozen: fine-tuning keeps content close to what it already made
         if start is not None:
             self.anchor = Generator(*config_of(start[0])).to(self.dev)
@@ -423,6 +425,11 @@ class Trainer:
             c, e = self.content(ref, out[n_paired:], mask)  # mask: with the expression term
             loss = loss + s.w_content * c
             logs["content"] = c.item()
+        if self.face_term is not None:  # judged on what the exported model shows: the output after its fills
+            f = self.face_term(photo, torch_fills(out, s.fill_radius) if s.fill_radius else out)
+            if f is not None:
+                loss = loss + s.w_face * f
+                logs["face"] = f.item()
         if s.w_superpixel > 0 or s.w_lines > 0:  # one segmentation serves both terms
             segments = superpixel_rep(out, s.superpixels, s.segmenter)
         if s.w_superpixel > 0:
@@ -575,7 +582,7 @@ def training_card(st: dict, metrics: dict | None = None, command: str | None = N
         "wall_time_s": round(st["elapsed"], 1),
         "losses": {k: s[k] for k in ("w_surface", "w_texture", "w_content", "w_tv", "w_expression", "w_superpixel",
                                      "w_shift", "w_edge", "w_lines", "w_abstract", "w_pixel", "w_gradient", "w_ink",
-                                     "ink_face", "w_pair", "lowpass_weight", "grad_weight", "chroma_weight",
+                                     "ink_face", "w_face", "w_pair", "lowpass_weight", "grad_weight", "chroma_weight",
                                      "structure_floor")
                    if k in s},
         "content_loss": ("vgg19-conv4_4" if s.get("vgg_weights") else "lowpass-L1 + gradient structure")

@@ -99,6 +99,10 @@ class TTNSettings(_Checked):
     w_gradient: float = _f(3.0, "paired: L1 of image gradients to the drawing's (shapes, edges)", low=0, high=10000.0)
     w_ink: float = _f(3.0, "paired: strokes, dark lines (difference of Gaussians) of either side with none of the"
                            " other's within 1 px", low=0, high=10000.0)
+    w_face: float = _f(0.0, "face weight: MTCNN's O-Net must still see the photo's face in the output, in grey and"
+                            " after the --fill-radius fills if any (keeps faces; paid for in flatness: it shades the"
+                            " nose)",
+                       low=0, high=10000.0)
     ink_face: float = _f(0.0, "paired: the strokes term counts 1+K times inside the face (brows to chin, jaw to jaw,"
                               " where the aligned pairs have it): the outlines an artist draws there",
                          low=0, high=10000.0)
