@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dctoon.face import FaceDetector, mtcnn_weights_dir
-from dctoon.network import LUMA_BGR
+from dctoon.face import _ONET_SIZE, _PIXEL_MEAN, _PIXEL_SCALE, FaceDetector, mtcnn_weights_dir
 
-ONET_SIZE = 48
+from .model import grey
+
 SURE = 0.95  # the term stops pushing once O-Net is about this sure of a face
 
 
@@ -62,9 +62,9 @@ class ONet(nn.Module):
 
     def face_logit(self, rgb: torch.Tensor) -> torch.Tensor:
         """Square crops [N, 3, S, S], RGB in [0, 255] -> logits [N]; area resize as the detector's."""
-        x = F.adaptive_avg_pool2d(rgb, ONET_SIZE) if rgb.shape[-1] >= ONET_SIZE else \
-            F.interpolate(rgb, size=ONET_SIZE, mode="bilinear", align_corners=False)
-        return self(((x - 127.5) / 128.0).transpose(2, 3))
+        x = F.adaptive_avg_pool2d(rgb, _ONET_SIZE) if rgb.shape[-1] >= _ONET_SIZE else \
+            F.interpolate(rgb, size=_ONET_SIZE, mode="bilinear", align_corners=False)
+        return self(((x - _PIXEL_MEAN) * _PIXEL_SCALE).transpose(2, 3))
 
 
 class FaceTerm:
@@ -101,7 +101,6 @@ class FaceTerm:
             crops.append(padded[:, max(y, 0):max(y, 0) + side, max(x, 0):max(x, 0) + side])
         if not crops:
             return None
-        luma = outputs.new_tensor(LUMA_BGR).view(3, 1, 1)
-        grey = [((c * luma).sum(0, keepdim=True).expand(3, -1, -1) + 1) * 127.5 for c in crops]
-        logits = torch.cat([self.onet.face_logit(g[None]) for g in grey])
+        shown = [(grey(c[None]).expand(-1, 3, -1, -1) + 1) * 127.5 for c in crops]
+        logits = torch.cat([self.onet.face_logit(g) for g in shown])
         return F.softplus(self.margin - logits).mean()

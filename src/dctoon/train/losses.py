@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from dctoon.errors import ModelError
-from dctoon.network import DEFAULT_SHARPNESS, LEAKY_SLOPE, LUMA_BGR
+from dctoon.network import DEFAULT_SHARPNESS, LEAKY_SLOPE
 
 
-from .model import guided_filter
+from .model import grey, guided_filter
 
 
 
@@ -83,7 +83,7 @@ def soften_edges(x: torch.Tensor, fraction: float = 0.05) -> torch.Tensor:
     ``fraction`` of gradient magnitudes, widened by 1 px) replaced by a blurred copy. Shown to the
     texture critic as fakes, they teach it that soft outlines are not the style, so the generator is
     pushed toward the crisp lines the exemplars have and the content loss never asks for."""
-    g = _gradients(_grey(_gauss_blur(x, 0.7))).abs().sum(1, keepdim=True)
+    g = _gradients(grey(_gauss_blur(x, 0.7))).abs().sum(1, keepdim=True)
     g = F.pad(g, (0, 1, 0, 1), mode="replicate")
     cut = torch.quantile(g.flatten(1), 1.0 - fraction, dim=1)[:, None, None, None]
     edges = F.max_pool2d((g >= cut).float(), 3, 1, 1)
@@ -95,7 +95,7 @@ def outline_mask(photo: torch.Tensor, threshold: float = 0.015, sigma: float = 1
     Gaussians) in the photo's grey, contrast-stretched per image (2nd-98th percentile, so dim photos
     get lines too) and flattened by an edge-preserving filter. Soft mask in [0, 1]; 3-4% of a face
     crop: eyes, brows, nostrils, lips, jaw and hair outlines, but not skin grain."""
-    g = _grey(photo)
+    g = grey(photo)
     q = torch.quantile(g.flatten(1), g.new_tensor([0.02, 0.98]), dim=1).T[:, :, None, None]
     g = (g - q[:, :1]) / (q[:, 1:] - q[:, :1]).clamp_min(0.1)
     g = guided_filter(g, g, 4, 0.01)
@@ -130,7 +130,7 @@ def tone_bands(x: torch.Tensor, levels: int, sharpness: float = DEFAULT_SHARPNES
     ``levels`` soft bands (flat shading), the colour kept. The backward pass is the identity (a
     straight-through estimator, as in quantisation-aware training): the bands' plateaus have almost
     no slope, so the exact gradient would leave most pixels untrained. The losses see the bands."""
-    t = levels * (_grey(x) + 1) / 2
+    t = levels * (grey(x) + 1) / 2
     nearest = torch.round(t)
     q = nearest + 0.5 * torch.tanh(2 * sharpness * (t - nearest))
     return x + (2 * (q - t) / levels).detach()
@@ -166,14 +166,9 @@ def _gauss_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), g.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
-def _grey(x: torch.Tensor) -> torch.Tensor:
-    b, g, r = LUMA_BGR
-    return b * x[:, 0:1] + g * x[:, 1:2] + r * x[:, 2:3]
-
-
 def _chroma(x: torch.Tensor) -> torch.Tensor:
     """Colour without brightness (B-Y, R-Y): what the grey texture critic cannot see."""
-    y = _grey(x)
+    y = grey(x)
     return torch.cat([x[:, 0:1] - y, x[:, 2:3] - y], 1)
 
 
@@ -237,7 +232,7 @@ class ContentLoss(nn.Module):
         return guided_filter(photo, photo, 4, 0.04).detach() if self.flatten else photo
 
     def structure(self, x):
-        return _gradients(_grey(F.avg_pool2d(_gauss_blur(x, 1.0), 2)))
+        return _gradients(grey(F.avg_pool2d(_gauss_blur(x, 1.0), 2)))
 
     def floored(self, gp):
         """Structure maps with gradients weaker than ``structure_floor`` (gentle shading) set to zero:
@@ -275,7 +270,7 @@ class ContentLoss(nn.Module):
 def dark_lines(x: torch.Tensor) -> torch.Tensor:
     """How far the grey image dips below its surroundings (difference of Gaussians, sigma 1.0 minus
     1.6, negative part, in grey levels / 3): thin dark strokes, as the artist-comparison metric finds them."""
-    g = _grey(x) * 127.5
+    g = grey(x) * 127.5
     return F.relu(-(_gauss_blur(g, 1.0) - _gauss_blur(g, 1.6))) / 3.0
 
 

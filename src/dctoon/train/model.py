@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dctoon.network import (FADE_GREY, FADE_SIGMA, FLAT_EPS, LEAKY_SLOPE, LINE_DEPTH, LINE_SIGMAS, LUMA_BGR,
-                            gaussian_taps, conv_specs)
+                            conv_specs, gaussian_taps)
 
 
 
@@ -112,21 +112,27 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, r: int = 1, eps: float
     return box_filter(a, r) / n * guide + box_filter(b, r) / n
 
 
-def _blur(grey: torch.Tensor, sigma: float) -> torch.Tensor:
+def grey(x: torch.Tensor) -> torch.Tensor:
+    """[N,3,H,W] BGR -> its luma [N,1,H,W]."""
+    b, g, r = LUMA_BGR
+    return b * x[:, 0:1] + g * x[:, 1:2] + r * x[:, 2:3]
+
+
+def _blur(y: torch.Tensor, sigma: float) -> torch.Tensor:
     """[N,1,H,W] blurred by a separable Gaussian, the border pixels repeated (as dctoon.network)."""
-    taps = torch.tensor(gaussian_taps(sigma), dtype=grey.dtype, device=grey.device)
+    taps = torch.tensor(gaussian_taps(sigma), dtype=y.dtype, device=y.device)
     r = len(taps) // 2
-    g = F.conv2d(F.pad(grey, (0, 0, r, r), mode="replicate"), taps.view(1, 1, -1, 1))
+    g = F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), taps.view(1, 1, -1, 1))
     return F.conv2d(F.pad(g, (r, r, 0, 0), mode="replicate"), taps.view(1, 1, 1, -1))
 
 
 def flat_fills(x: torch.Tensor, radius: int) -> torch.Tensor:
     """:func:`dctoon.network.flat_fills` on [N,3,H,W] BGR in [-1, 1], differentiable: what a style
     exported with ``--fill-radius`` does after the network, for terms that judge the exported look."""
-    grey = (x * x.new_tensor(LUMA_BGR).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    flat = guided_filter(grey, x, radius, FLAT_EPS)
-    line = _blur(grey, LINE_SIGMAS[0]) - _blur(grey, LINE_SIGMAS[1]) < -LINE_DEPTH
+    y = grey(x)
+    flat = guided_filter(y, x, radius, FLAT_EPS)
+    line = _blur(y, LINE_SIGMAS[0]) - _blur(y, LINE_SIGMAS[1]) < -LINE_DEPTH
     filled = torch.where(line, torch.minimum(x, flat), flat)
     lo, hi = FADE_GREY
-    w = ((hi - (_blur(grey, FADE_SIGMA) + 1) / 2) / (hi - lo)).clamp(0, 1)
+    w = ((hi - (_blur(y, FADE_SIGMA) + 1) / 2) / (hi - lo)).clamp(0, 1)
     return x + w * (filled - x)
