@@ -12,7 +12,8 @@
 #                                                         twice (selfies' content weight 1 and 2, side by side, into
 #                                                         runs/avatar-c1 and -c2), then average their best steps
 #                                                         0.7/0.3 into runs/avatar/average.pt
-#   scripts/builtins.sh avatar-export                     write src/dctoon/builtin/avatar from runs/avatar/average.pt
+#   scripts/builtins.sh avatar-export                     write src/dctoon/builtin/avatar (radius-4 flat fills) from
+#                                                         runs/avatar/average.pt,
 #                                                         with its bench/artist.py and held-out selfie numbers
 # STYLE is an official DCT-Net style: anime 3d handdrawn sketch artstyle sd-design sd-illustration.
 set -euo pipefail
@@ -89,7 +90,7 @@ json.dump(r, open('/tmp/dctoon-metrics.json', 'w'))"
     .venv/bin/dctoon train average $AVATAR_AVERAGE --out runs/avatar/average.pt ;;
   avatar-export)
     $PY -c "from skimage import data; import cv2; cv2.imwrite('/tmp/dctoon-preview.png', data.astronaut()[16:272, 124:380, ::-1])"
-    .venv/bin/dctoon train export runs/avatar/average.pt --out runs/avatar-style --name avatar
+    .venv/bin/dctoon train export runs/avatar/average.pt --out runs/avatar-style --name avatar --fill-radius 4
     $PY bench/artist.py --styles runs/avatar-style --json /tmp/dctoon-artist.json
     .venv/bin/dctoon train evaluate runs/avatar-style --photos "$S/data/face-photos" \
       --exemplars "$S/data/handdrawn-portraits" --out /tmp/dctoon-selfies.json
@@ -99,8 +100,8 @@ a, f = json.load(open('/tmp/dctoon-artist.json')), json.load(open('/tmp/dctoon-s
 json.dump({'against_the_artist': {'pairs': a['pairs'], 'eval': 'bench/artist.py: the 10% hash hold-out of the'
            ' AvatarHQ pairs, never trained on, compound pipeline, face ellipse of 256x256', **a['results']['runs/avatar-style']},
            'held_out_selfies': f['ours'] | {'n': f['n_eval']}}, open('/tmp/dctoon-metrics.json', 'w'))"
-    .venv/bin/dctoon train export runs/avatar/average.pt --out src/dctoon/builtin/avatar --name avatar \
-      --description "Avatar: flat skin, clean features and dark strokes, as an artist draws over a portrait. DCT-Net's official handdrawn style fine-tuned on 145 AvatarHQ photo/drawing pairs (17 more for early stopping), two runs averaged" \
+    .venv/bin/dctoon train export runs/avatar/average.pt --out src/dctoon/builtin/avatar --name avatar --fill-radius 4 \
+      --description "Avatar: flat fills, crisp edges, clean features and dark strokes, as an artist draws over a portrait. DCT-Net's official handdrawn style fine-tuned on 145 AvatarHQ photo/drawing pairs (17 more for early stopping), two runs averaged, exported with flat fills (radius 4)" \
       --license "Weights: dctoon project, fine-tuned from DCT-Net's handdrawn style (Men et al., SIGGRAPH 2022, Alibaba DAMO Academy, Apache-2.0) on AvatarHQ drawings (CC BY-NC-SA 4.0) and selfie2anime photos (research use): non-commercial, share-alike." \
       --source "dctoon train ttn --pairs (this repository; scripts/builtins.sh avatar)" \
       --metrics /tmp/dctoon-metrics.json --preview /tmp/dctoon-preview.png \

@@ -93,7 +93,7 @@ def test_tone_bands_flatten_shading_keep_colour_and_survive_a_round_trip(tmp_pat
 def test_flat_fills_flatten_texture_keep_lines_and_survive_a_round_trip(tmp_path):
     """A textured patch with a dark line across it: the texture flattens (Sobel flat share rises),
     the line stays as dark as it was, the region's mean colour stays; the same patch near white is
-    left alone; ONNX agrees with numpy, and a saved model reads back with its radius."""
+    left to the shock filter alone, which makes a soft edge crisper and keeps its two sides; ONNX agrees with numpy, and a saved model reads back with its radius."""
     rng = np.random.default_rng(4)
     x = np.full((1, 64, 64, 3), 0.3, np.float32) + rng.normal(0, 0.04, (1, 64, 64, 1)).astype(np.float32)
     x[:, 30:32] = -0.8  # a dark line, two pixels thick
@@ -104,7 +104,12 @@ def test_flat_fills_flatten_texture_keep_lines_and_survive_a_round_trip(tmp_path
     assert np.abs(y[:, 30:32] - x[:, 30:32]).max() < 0.05  # the line kept
     assert abs(y[:, 8:24].mean() - x[:, 8:24].mean()) < 0.01
     light = x + 0.6  # near-white (grey 0.95): the fills fade out and the shading a face is read by stays
-    assert np.abs(network.flat_fills(light, 4) - light)[:, :16].max() < 1e-6  # (away from the line's shadow)
+    assert np.abs(network.flat_fills(light, 4) - network._shock(light))[:, :16].max() < 1e-6  # (away from the line)
+    edge = np.repeat(cv2.GaussianBlur(np.where(np.arange(64) < 32, -0.5, 0.5).astype(np.float32)[None].repeat(8, 0),
+                                      (0, 0), 2.0)[None, ..., None], 3, axis=3)  # a soft edge, 8 rows
+    crisp = network.flat_fills(edge, 4)
+    width = lambda t: int((np.abs(t[0, 4, :, 0]) < 0.4).sum())  # noqa: E731  (pixels between 10% and 90%)
+    assert width(crisp) < width(edge) and np.abs(crisp[0, 4, [0, -1], 0] - edge[0, 4, [0, -1], 0]).max() < 0.01
 
     w = random_weights()
     import onnxruntime as ort

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dctoon.network import (FADE_GREY, FADE_SIGMA, FLAT_EPS, LEAKY_SLOPE, LINE_DEPTH, LINE_SIGMAS, LUMA_BGR,
-                            conv_specs, gaussian_taps)
+from dctoon.network import (FADE_GREY, FADE_SIGMA, FLAT_EPS, LAPLACIAN, LEAKY_SLOPE, LINE_DEPTH, LINE_SIGMAS,
+                            LUMA_BGR, SHOCK_GAIN, SHOCK_SIGMA, SHOCK_SOFTNESS, conv_specs, gaussian_taps)
 
 
 
@@ -135,4 +135,9 @@ def flat_fills(x: torch.Tensor, radius: int) -> torch.Tensor:
     filled = torch.where(line, torch.minimum(x, flat), flat)
     lo, hi = FADE_GREY
     w = ((hi - (_blur(y, FADE_SIGMA) + 1) / 2) / (hi - lo)).clamp(0, 1)
-    return x + w * (filled - x)
+    x = x + w * (filled - x)
+    smooth = F.pad(_blur(grey(x), SHOCK_SIGMA), (1, 1, 1, 1), mode="replicate")  # the shock filter, as exported
+    lap = F.conv2d(smooth, torch.tensor(LAPLACIAN, dtype=x.dtype, device=x.device).view(1, 1, 3, 3))
+    top, bottom = F.max_pool2d(x, 3, 1, 1), -F.max_pool2d(-x, 3, 1, 1)
+    snapped = (top + bottom) / 2 + torch.tanh(-lap / SHOCK_SOFTNESS) * (top - bottom) / 2
+    return x + SHOCK_GAIN * (snapped - x)

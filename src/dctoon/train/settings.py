@@ -56,9 +56,9 @@ class PrepareSettings(_Checked):
 # own 100-200 pairs get the measured recipe without flags.
 TTN_RECIPES = {
     "unpaired": {"steps": 20000, "batch": 8, "res": 256, "lr": 2e-4, "w_content": 10.0, "lowpass_weight": 1.0,
-                 "sample_every": 250, "anchor": "start"},
+                 "sample_every": 250, "anchor": "start", "fill_radius": 0},
     "paired": {"steps": 500, "batch": 4, "res": 160, "lr": 1e-4, "w_content": 1.0, "lowpass_weight": 0.25,
-               "sample_every": 100, "anchor": "photo", "init": "handdrawn"},
+               "sample_every": 100, "anchor": "photo", "init": "handdrawn", "fill_radius": 4},
 }
 
 
@@ -133,10 +133,11 @@ class TTNSettings(_Checked):
                        " (flat shading; trained through, exported into the model; 0: none)", low=0, high=64)
     band_sharpness: float = _f(DEFAULT_SHARPNESS, "tone bands: steepness of the soft step between two bands (Winnemoeller's phi)",
                                low=0.01, high=10000.0)
-    fill_radius: int = _f(0, "flat fills the exported models end in: the output smoothed by a guided filter of this"
-                              " radius with itself as guide, its dark lines kept, faded out on near-white output"
-                              " (not trained through; the validation pairs are scored with them; 0: none)",
-                              low=0, high=16)
+    fill_radius: int | None = _f(None, "flat fills the exported models end in: the output smoothed by a guided filter"
+                                       " of this radius with itself as guide, its dark lines kept, faded out on"
+                                       " near-white output, edges made crisp (not trained through; the validation"
+                                       f" pairs are scored with them; 0: none; {_recipe('fill_radius')})",
+                                 low=0, high=16)
     superpixels: int = _f(150, "SLIC superpixels per training crop for the structure term", low=2, high=100000)
     segmenter: str = _f("slic", "structure term's regions: slic (compact superpixels: smoothing) or felzenszwalb"
                                 " (regions that follow the output's colour edges: posterised, flat shading)",
@@ -239,8 +240,8 @@ class ExportSettings(_Checked):
     band_sharpness: float | None = _f(None, "tone bands' sharpness (default: the checkpoint's or the style's)",
                                       low=0.01, high=10000.0)
     fill_radius: int | None = _f(None, "flat fills the models end in: fills smoothed by a guided filter of this radius"
-                                       " guided by the output itself, dark lines kept, faded out on near-white output"
-                                       " (default: the checkpoint's --fill-radius or the style's; 0: none)",
+                                       " guided by the output itself, dark lines kept, faded out on near-white output,"
+                                       " edges made crisp (default: the checkpoint's --fill-radius or the style's; 0: none)",
                                        low=0, high=16)
 
 
