@@ -93,7 +93,8 @@ def test_tone_bands_flatten_shading_keep_colour_and_survive_a_round_trip(tmp_pat
 def test_flat_fills_flatten_texture_keep_lines_and_survive_a_round_trip(tmp_path):
     """A textured patch with a dark line across it: the texture flattens (Sobel flat share rises),
     the line stays as dark as it was, the region's mean colour stays; the same patch near white is
-    left to the shock filter alone, which makes a soft edge crisper and keeps its two sides; ONNX agrees with numpy, and a saved model reads back with its radius."""
+    left to the shock filter alone, which makes a soft edge crisper and keeps its two sides; ONNX agrees
+    with numpy, and a saved model reads back with its radius."""
     rng = np.random.default_rng(4)
     x = np.full((1, 64, 64, 3), 0.3, np.float32) + rng.normal(0, 0.04, (1, 64, 64, 1)).astype(np.float32)
     x[:, 30:32] = -0.8  # a dark line, two pixels thick

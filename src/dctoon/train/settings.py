@@ -241,7 +241,8 @@ class ExportSettings(_Checked):
                                       low=0.01, high=10000.0)
     fill_radius: int | None = _f(None, "flat fills the models end in: fills smoothed by a guided filter of this radius"
                                        " guided by the output itself, dark lines kept, faded out on near-white output,"
-                                       " edges made crisp (default: the checkpoint's --fill-radius or the style's; 0: none)",
+                                       " edges made crisp (default: the checkpoint's --fill-radius or the style's;"
+                                       " 0: none)",
                                        low=0, high=16)
 
 
